@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Union
 
 from xgen_audit.findings import Check, Finding, Severity, Status
@@ -19,6 +20,7 @@ from xgen_audit.rules_meta import RuleMeta, load_catalog
 
 if TYPE_CHECKING:
     from xgen_audit.compose.model import ComposeProject
+    from xgen_audit.compose.roles import ServiceRoles
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +46,25 @@ class Checked:
 Outcome = Union[Violation, Unknown, Checked]
 
 
-@dataclass(slots=True)
+@dataclass
 class AuditContext:
-    """What a rule may read: the compose model, the environment and, later, Celery config."""
+    """What a rule may read: the compose model, its environment, parse errors, Celery config."""
 
     compose: "ComposeProject"
     environment: str = "production"
-    label: str = ""
+    parse_errors: list[tuple[str, Loc]] = field(default_factory=list)
     celery: object | None = None
     options: dict = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @cached_property
+    def roles(self) -> "ServiceRoles":
+        from xgen_audit.compose.roles import ServiceRoles
+
+        return ServiceRoles(self.compose)
 
 
 RuleFunc = Callable[[AuditContext], Iterable[Outcome]]
