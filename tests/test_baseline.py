@@ -29,7 +29,9 @@ COMPOSE = """services:
 """
 
 
-def finding(rule: str, line: int, service: str | None = "redis", file: str = "compose.yaml", message: str = "") -> Finding:
+def finding(
+    rule: str, line: int, service: str | None = "redis", file: str = "compose.yaml", message: str = ""
+) -> Finding:
     return Finding(
         rule=rule,
         name="some-rule",
@@ -147,7 +149,7 @@ def test_without_text_the_message_is_hashed():
     assert len(other) == 1
 
 
-def test_write_reads_files_from_disk_when_text_not_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_write_reads_files_from_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "compose.yaml").write_text(COMPOSE, encoding="utf-8")
     from_disk = write_baseline([finding("XG110", 4)], tmp_path / "b.json")

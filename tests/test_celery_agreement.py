@@ -1,7 +1,7 @@
 """The static Celery reader must agree with what real Celery makes of the same files.
 
-Each case writes a small project into a temporary folder. The static reader
-reads it; then a subprocess (this test's harness, not the product) imports the
+Each case writes a small project into a temporary folder, and the static reader
+reads it. Then a subprocess (this test's harness, not the product) imports the
 case's own app module with real Celery and prints `app.conf.<name>` for each
 setting the rules read. Where the static value is known the two must be equal;
 where the case says the value cannot be known statically, the reader must say

@@ -9,9 +9,11 @@ active services.
 Cases that are not comparable are skipped with the reason:
 
 - Compose rejects the file set (a missing `include` or `extends` file, an invalid file); the
-  reason quotes Compose. Corpus pairs are copied to a temporary folder first, so that a
-  missing `env_file` can be created empty there, and a variable reported as required is set to
-  a placeholder on both sides; then the run is retried.
+  reason quotes Compose. Corpus pairs are copied to a temporary folder first, so a missing
+  `env_file` can be created empty there. A variable reported as required is set to a
+  placeholder on both sides. After either fix the run is retried.
+- Which error Compose reports first for a file set with several errors varies between runs
+  (Go map order), so the text of such a skip may change.
 - Two `ports` items with the same binding written in different syntaxes inside one overriding
   file: Compose's choice of survivor depends on its two de-duplication passes (raw text, then
   canonical form) and is not reproduced; no fixture or corpus pair hits this today.

@@ -411,7 +411,7 @@ def test_unused_meta_finding_shape():
     assert first.fix == load_catalog()[META_RULE].fix
 
 
-def test_unused_not_reported_for_rules_that_did_not_run():
+def test_unused_skips_rules_not_run():
     result = apply_suppressions([], {"compose.yaml": COMPOSE}, KNOWN, active_ids=["XG101"])
     assert [m.line for m in result.meta_findings] == [5]
 
@@ -483,7 +483,8 @@ def test_paths_are_normalised():
 
 def test_python_file_suppression():
     text = 'broker_url = "redis://redis:6379/0"  # xgen-audit: ignore XG601 -- tests only\n'
-    result = apply_suppressions([finding("XG601", 1, file="proj/celeryconfig.py")], {"proj/celeryconfig.py": text}, KNOWN)
+    path = "proj/celeryconfig.py"
+    result = apply_suppressions([finding("XG601", 1, file=path)], {path: text}, KNOWN)
     assert len(result.suppressed) == 1
     assert result.meta_findings == []
 

@@ -1,23 +1,29 @@
-"""Run an audit: read each compose file, build its model, run the rules, collect results.
+"""Run an audit: find the stacks, merge their files, build the model, run the rules.
 
 This is the library entry point; it returns results and never prints.
+
+A unit of checking is a stack: the compose files Compose would merge, the `.env`
+files that feed interpolation and the active profiles. A file checked on its own
+is a stack of one file (with its folder's `.env`), reported without a stack name.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xgen_audit.compose.build import build_project
 from xgen_audit.compose.environment import load_container_env
-from xgen_audit.compose.interpolate import interpolate_tree
-from xgen_audit.compose.model import ComposeProject
-from xgen_audit.discovery import display_path, environment_from_name
+from xgen_audit.compose.model import StructureProblem
+from xgen_audit.compose.stacks import Stack, discover_stacks, load_stack, stack_from_files
+from xgen_audit.discovery import display_path, environment_from_name, is_compose_name, walk_compose_files
 from xgen_audit.engine import AuditContext, iter_rule_ids, registry, run_rules
 from xgen_audit.findings import Check, Finding, Status
 from xgen_audit.parse.tree import Loc
-from xgen_audit.parse.yaml_reader import DEFAULT_MAX_BYTES, YamlReadError, read_yaml_file
+from xgen_audit.parse.yaml_reader import DEFAULT_MAX_BYTES
 from xgen_audit.rules_meta import Area, load_catalog
 
 logger = logging.getLogger(__name__)
@@ -30,6 +36,33 @@ class AuditOptions:
     environment: str | None = None
     rule_ids: list[str] | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
+    files: list[Path] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+    env_files: list[Path] | None = None
+    use_environment: bool = False
+    stacks: list[Stack] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class UnitInfo:
+    """What one checked unit was built from, for the report."""
+
+    name: str | None
+    environment: str
+    files: list[str]
+    env_files: list[str]
+    profiles: list[str]
+    dropped_services: dict[str, list[str]]
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "environment": self.environment,
+            "files": self.files,
+            "env_files": self.env_files,
+            "profiles": self.profiles,
+            "dropped_services": self.dropped_services,
+        }
 
 
 @dataclass(slots=True)
@@ -37,10 +70,19 @@ class AuditResult:
     findings: list[Finding] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    units: list[UnitInfo] = field(default_factory=list)
 
     def sort(self) -> None:
         self.findings.sort(key=Finding.sort_key)
         self.checks.sort(key=Check.sort_key)
+        self.files.sort()
+        self.units.sort(key=lambda unit: (unit.name or "", unit.files))
+
+
+@dataclass(slots=True)
+class _Unit:
+    stack: Stack
+    named: bool
 
 
 def compose_rule_ids(selected: list[str] | None) -> list[str]:
@@ -53,42 +95,160 @@ def compose_rule_ids(selected: list[str] | None) -> list[str]:
     ]
 
 
+def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, str]) -> list[_Unit]:
+    """Decide what to check: explicit `-f` stacks, configured stacks, or what folders hold.
+
+    In a folder, the stacks Compose would run (base, base + override, base + each
+    production file) are checked; other compose files there are checked on their own.
+    A file named on the command line is checked on its own.
+    """
+    if options.files:
+        environment = options.environment or "production"
+        env_files = [display_path(path) for path in options.env_files] if options.env_files is not None else None
+        stack = stack_from_files([display_path(path) for path in options.files], environment, env_files, options.profiles)
+        return [_Unit(stack, named=True)]
+    units = [_Unit(stack, named=True) for stack in options.stacks]
+    for path in paths:
+        if path.is_dir():
+            units.extend(_folder_units(path, options, environ))
+        else:
+            units.append(_single_unit(path, options))
+    return units
+
+
+def _folder_units(root: Path, options: AuditOptions, environ: Mapping[str, str]) -> list[_Unit]:
+    units: list[_Unit] = []
+    by_folder: dict[str, list[Path]] = {}
+    for file in walk_compose_files(root):
+        by_folder.setdefault(display_path(file.parent), []).append(file)
+    for folder in sorted(by_folder):
+        stacks = discover_stacks(folder, environ)
+        covered = {os.path.normpath(name) for stack in stacks for name in stack.files}
+        for stack in stacks:
+            if options.profiles:
+                stack = Stack(stack.name, stack.environment, stack.files, stack.env_files, tuple(options.profiles), stack.project_dir)
+            if len(stack.files) == 1 and stack.name != "COMPOSE_FILE":
+                units.append(_Unit(stack, named=False))
+            else:
+                units.append(_Unit(_qualified(stack, folder), named=True))
+        for file in by_folder[folder]:
+            if os.path.normpath(display_path(file)) not in covered:
+                units.append(_single_unit(file, options))
+    return units
+
+
+def _qualified(stack: Stack, folder: str) -> Stack:
+    """Prefix a discovered stack's name with its folder, so names stay unique across folders."""
+    name = stack.name if folder in ("", ".") else f"{folder}/{stack.name}"
+    return Stack(name, stack.environment, stack.files, stack.env_files, stack.profiles, stack.project_dir)
+
+
+def _single_unit(path: Path, options: AuditOptions) -> _Unit:
+    shown = display_path(path)
+    environment = environment_from_name(path)
+    env_files = [display_path(item) for item in options.env_files] if options.env_files is not None else None
+    stack = stack_from_files([shown], environment, env_files, options.profiles)
+    return _Unit(stack, named=False)
+
+
+def audit_paths(paths: list[Path], options: AuditOptions) -> AuditResult:
+    """Check every stack and file found in `paths` (or the explicit `-f` files)."""
+    environ = dict(os.environ) if options.use_environment else {}
+    result = AuditResult()
+    seen: set[str] = set()
+    for unit in plan_units(paths, options, environ):
+        findings, checks, info = audit_stack(unit.stack, options, environ, named=unit.named)
+        result.findings.extend(findings)
+        result.checks.extend(checks)
+        result.units.append(info)
+        for name in info.files:
+            if name not in seen:
+                seen.add(name)
+                result.files.append(name)
+    result.sort()
+    return result
+
+
 def audit_files(paths: list[Path], options: AuditOptions) -> AuditResult:
+    """Check each file on its own (no stacks)."""
     result = AuditResult()
     for path in paths:
         findings, checks = audit_file(path, options)
-        result.files.append(display_path(path))
         result.findings.extend(findings)
         result.checks.extend(checks)
+        result.files.append(display_path(path))
     result.sort()
     return result
 
 
 def audit_file(path: Path, options: AuditOptions) -> tuple[list[Finding], list[Check]]:
-    """Check one compose file on its own."""
-    shown = display_path(path)
-    environment = options.environment or environment_from_name(path)
+    """Check one compose file on its own, with its folder's `.env` for interpolation."""
+    findings, checks, _info = audit_stack(_single_unit(path, options).stack, options, {}, named=False)
+    return findings, checks
+
+
+def audit_stack(
+    stack: Stack, options: AuditOptions, environ: Mapping[str, str], named: bool = True
+) -> tuple[list[Finding], list[Check], UnitInfo]:
+    """Merge one stack's files as Compose does and run the compose rules on the result."""
+    environment = options.environment or stack.environment
+    label = stack.name if named else None
     rule_ids = compose_rule_ids(options.rule_ids)
-    project = ComposeProject(files=[shown], project_dir=path.parent, root_loc=Loc(shown, 1, 1))
+    first = stack.files[0]
 
-    try:
-        data = path.read_bytes()
-        parsed = read_yaml_file(data, shown, options.max_bytes)
-    except OSError as error:
-        return _unparsable(project, environment, rule_ids, f"cannot read the file: {error.strerror or error}", Loc(shown, 1, 1))
-    except YamlReadError as error:
-        return _unparsable(project, environment, rule_ids, error.message, Loc(shown, error.line, error.column))
+    loaded = load_stack(stack, environ, max_bytes=options.max_bytes)
+    merge = loaded.merge
+    if merge.dropped_services and not _has_services(merge.root) and not stack.profiles:
+        # Every service sits behind a profile and none is active: the file is meant to
+        # run with profiles the deployment chooses, so check them all rather than nothing.
+        all_profiles = Stack(stack.name, stack.environment, stack.files, stack.env_files, ("*",), stack.project_dir)
+        loaded = load_stack(all_profiles, environ, max_bytes=options.max_bytes)
+        merge = loaded.merge
+    info = UnitInfo(
+        name=label,
+        environment=environment,
+        files=list(dict.fromkeys([*stack.files, *merge.files_read])),
+        env_files=list(stack.env_files),
+        profiles=list(merge.active_profiles),
+        dropped_services={name: list(profiles) for name, profiles in sorted(merge.dropped_services.items())},
+    )
 
-    root, _problems = interpolate_tree(parsed.root, {})
-    project = build_project(root, [shown], path.parent, Loc(shown, 1, 1))
+    parse_errors = [(problem.message, problem.loc) for problem in merge.problems if problem.kind == "syntax"]
+    project_dir = Path(stack.project_dir or os.path.dirname(first) or ".")
+    project = build_project(merge.root, list(stack.files), project_dir, Loc(first, 1, 1))
+    if parse_errors:
+        context = AuditContext(compose=project, environment=environment, parse_errors=parse_errors)
+        findings, checks = _unparsable(context, rule_ids, first, label)
+        return findings, checks, info
+
+    for problem in merge.problems:
+        if problem.severity == "error":
+            project.problems.append(StructureProblem(message=problem.message, loc=problem.loc))
+        else:
+            logger.warning("%s: %s", problem.loc, problem.message)
+    missing = []
+    for problem in merge.interpolation_problems:
+        if problem.kind == "required":
+            missing.append((problem.message, problem.loc))
+        elif problem.kind == "invalid":
+            project.problems.append(StructureProblem(message=problem.message, loc=problem.loc))
+    project.problems.sort(key=lambda problem: problem.loc)
     load_container_env(project)
-    context = AuditContext(compose=project, environment=environment)
-    return run_rules(context, rule_ids, shown)
+
+    context = AuditContext(
+        compose=project, environment=environment, missing_variables=missing, variables=loaded.variables
+    )
+    findings, checks = run_rules(context, rule_ids, first, label)
+    return findings, checks, info
 
 
-def _unparsable(project, environment, rule_ids, message, loc) -> tuple[list[Finding], list[Check]]:
-    context = AuditContext(compose=project, environment=environment, parse_errors=[(message, loc)])
-    findings, checks = run_rules(context, [rule for rule in rule_ids if rule == PARSE_RULE], loc.file)
+def _has_services(root) -> bool:
+    services = root.get("services") if root is not None else None
+    return bool(getattr(services, "entries", None))
+
+
+def _unparsable(context: AuditContext, rule_ids: list[str], first: str, label: str | None):
+    findings, checks = run_rules(context, [rule for rule in rule_ids if rule == PARSE_RULE], first, label)
     catalog = load_catalog()
     for rule_id in rule_ids:
         if rule_id != PARSE_RULE:
@@ -96,9 +256,23 @@ def _unparsable(project, environment, rule_ids, message, loc) -> tuple[list[Find
                 Check(
                     rule=rule_id,
                     name=catalog[rule_id].name,
-                    file=loc.file,
+                    file=first,
                     status=Status.UNKNOWN,
-                    reason="the file could not be parsed (see XG001)",
+                    reason="a file could not be parsed (see XG001)",
+                    stack=label,
                 )
             )
     return findings, checks
+
+
+__all__ = [
+    "AuditOptions",
+    "AuditResult",
+    "UnitInfo",
+    "audit_file",
+    "audit_files",
+    "audit_paths",
+    "audit_stack",
+    "is_compose_name",
+    "plan_units",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
@@ -22,6 +23,8 @@ from xgen_audit.config import ConfigError
 from xgen_audit.findings import Finding
 from xgen_audit.selection import relative_posix
 from xgen_audit.suppressions import find_comments
+
+logger = logging.getLogger(__name__)
 
 BASELINE_VERSION = 1
 
@@ -143,8 +146,8 @@ def _read_texts(paths: Iterable[str]) -> dict[str, str]:
     for path in sorted(paths):
         try:
             texts[path] = Path(path).read_bytes().decode("utf-8", errors="replace")
-        except OSError:
-            continue
+        except OSError as error:
+            logger.warning("cannot read %s for the baseline fingerprint, using the message instead: %s", path, error)
     return texts
 
 

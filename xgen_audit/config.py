@@ -2,7 +2,7 @@
 
 Settings come from three places, later ones winning: built-in defaults, one
 configuration file, and command-line options. The file is found by walking up
-from the checked path; in each folder `.xgen-audit.toml` (top-level keys) is
+from the checked path. In each folder `.xgen-audit.toml` (top-level keys) is
 read if present, otherwise `pyproject.toml` if it has a `[tool.xgen-audit]`
 table. The walk stops at the first folder with either. That folder is the project
 root, against which `per-file-ignores`, `exclude` and stack file paths are resolved.
@@ -170,8 +170,9 @@ class Settings:
 
     def describe(self) -> list[SettingRow]:
         """List every setting with its value and source, for `--show-settings`."""
+        config_file = str(self.config_file) if self.config_file else None
         rows = [
-            SettingRow("config-file", str(self.config_file) if self.config_file else None, self.source_of("config-file")),
+            SettingRow("config-file", config_file, self.source_of("config-file")),
             SettingRow("project-root", str(self.project_root), self.source_of("project-root")),
         ]
         for layer in self.rule_layers:

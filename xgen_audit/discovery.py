@@ -47,6 +47,11 @@ def discover(paths: list[Path]) -> list[Path]:
     return sorted(found, key=lambda item: str(item))
 
 
+def walk_compose_files(root: Path) -> list[Path]:
+    """Return the compose files below a folder, sorted (see `discover`)."""
+    return _walk(root)
+
+
 def _walk(root: Path) -> list[Path]:
     files = []
     for directory, subdirectories, names in os.walk(root, followlinks=False):

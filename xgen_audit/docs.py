@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from xgen_audit.rules_meta import RuleMeta
+from pathlib import Path
+
+from xgen_audit.rules_meta import RuleMeta, load_catalog
 
 TABLE_START = "<!-- rules-table:start -->"
 TABLE_END = "<!-- rules-table:end -->"
@@ -45,3 +47,36 @@ def rules_table(catalog: dict[str, RuleMeta]) -> str:
         rows.append(f"| [{meta.id}](docs/rules/{meta.id}.md) | {meta.name} | {severity} | {meta.summary} |")
     rows.append(TABLE_END)
     return "\n".join(rows)
+
+
+def write_docs(root: Path) -> list[Path]:
+    """Write docs/rules/<ID>.md and the README's rule table; return the files changed."""
+    catalog = load_catalog()
+    changed: list[Path] = []
+    rules_folder = root / "docs" / "rules"
+    rules_folder.mkdir(parents=True, exist_ok=True)
+    for meta in catalog.values():
+        page = rules_folder / f"{meta.id}.md"
+        if _write_if_changed(page, rule_page(meta)):
+            changed.append(page)
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < 0:
+        raise ValueError(f"{readme} has no {TABLE_START} ... {TABLE_END} markers")
+    updated = text[:start] + rules_table(catalog) + text[end + len(TABLE_END):]
+    if _write_if_changed(readme, updated):
+        changed.append(readme)
+    return changed
+
+
+def _write_if_changed(path: Path, content: str) -> bool:
+    if path.is_file() and path.read_text(encoding="utf-8") == content:
+        return False
+    path.write_text(content, encoding="utf-8")
+    return True
+
+
+if __name__ == "__main__":
+    for written in write_docs(Path(__file__).resolve().parents[1]):
+        print(f"wrote {written}")

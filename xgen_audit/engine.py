@@ -53,6 +53,11 @@ class AuditContext:
     compose: "ComposeProject"
     environment: str = "production"
     parse_errors: list[tuple[str, Loc]] = field(default_factory=list)
+    # Required variables (`${X:?message}`) without a value: (message, location).
+    missing_variables: list[tuple[str, Loc]] = field(default_factory=list)
+    # The interpolation variables of the stack (its `.env`, and the process
+    # environment when the user asks for it).
+    variables: dict[str, str] = field(default_factory=dict)
     celery: object | None = None
     options: dict = field(default_factory=dict)
 

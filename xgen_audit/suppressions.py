@@ -141,7 +141,7 @@ def _skip_token(line: str, start: int) -> int:
 
 @dataclass
 class _YamlLineState:
-    """What the YAML scanner carries from one line to the next."""
+    """Scanner state carried from one YAML line to the next."""
 
     quote: str | None = None
     flow_depth: int = 0
@@ -435,19 +435,20 @@ def _check_suppression(
         )
     for rule_id in suppression.rule_ids:
         if rule_id in UNSUPPRESSIBLE:
-            problems.append(
-                f"{rule_id} ({UNSUPPRESSIBLE[rule_id]}) cannot be suppressed by a comment; "
-                + (
-                    "it reports problems with suppression comments, so fix the comment or ignore XG008 in the configuration"
-                    if rule_id == META_RULE
-                    else "a file that does not parse is not checked at all, so fix the syntax error"
-                )
-            )
+            problems.append(_unsuppressible_message(rule_id))
         elif rule_id not in known:
-            problems.append(f"suppression names unknown rule id {rule_id!r}; check the id against the rule list")
+            problems.append(f"suppression names unknown rule id {rule_id!r}; `xgen-audit rules` lists the rule ids")
         elif suppression.reason is not None:
             file_state.active.append((suppression, rule_id))
     return [_meta_finding(file_state.path, suppression.line, suppression.column, text, fix) for text in problems]
+
+
+def _unsuppressible_message(rule_id: str) -> str:
+    if rule_id == META_RULE:
+        advice = "it reports problems with suppression comments, so fix the comment or ignore XG008 in the configuration"
+    else:
+        advice = "a file that does not parse is not checked at all, so fix the syntax error"
+    return f"{rule_id} ({UNSUPPRESSIBLE[rule_id]}) cannot be suppressed by a comment; {advice}"
 
 
 def _unused(file_state: _FileSuppressions, active: set[str], fix: str) -> list[Finding]:

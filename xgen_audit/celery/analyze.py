@@ -1,8 +1,8 @@
 """Work out every setting of a project's Celery app without importing the project.
 
-`analyze_celery` finds the app the way `celery -A` does, reads the modules that
-configure it with `ast`, and merges the sources in Celery's order (highest
-first): the CELERY_BROKER_URL / CELERY_RESULT_BACKEND environment variables,
+`analyze_celery` finds the app the way `celery -A` does and reads the modules
+that configure it with `ast`. It merges the sources in Celery's order, highest
+first: the CELERY_BROKER_URL / CELERY_RESULT_BACKEND environment variables,
 values set on the app (constructor keywords, `app.conf` changes), mappings from
 `app.add_defaults()`, the configuration object, then Celery's defaults.
 """
@@ -53,7 +53,7 @@ class Entry:
 
 @dataclass
 class Layer:
-    """One configuration source as Celery's ChainMap sees it: keys as written, plus a taint."""
+    """One configuration source in Celery's lookup chain: keys as written, plus a taint."""
 
     name: str
     entries: dict[str, Entry] = field(default_factory=dict)
@@ -104,10 +104,11 @@ def analyze_celery(
         analysis.task_classes = tasks.task_classes
         analysis.countdown_uses = tasks.countdown_uses
         analysis.result_reads = tasks.result_reads
-    except (RecursionError, MemoryError) as error:
-        log.warning("Celery configuration reading stopped: %r", error)
+    except Exception as error:  # noqa: BLE001 - a reader bug must not stop the other rules
+        log.warning("reading the Celery configuration failed: %r", error, exc_info=log.isEnabledFor(logging.DEBUG))
         place = analysis.config_loc or Loc(search_roots[0].as_posix() if search_roots else ".", 1, 1)
-        analysis.problems.append(Problem("unreadable", f"configuration too complex to read ({type(error).__name__})", place))
+        message = f"reading the Celery configuration failed ({type(error).__name__}); values are unknown"
+        analysis.problems.append(Problem("unreadable", message, place))
 
     analysis.problems = ctx.problems + [p for p in analysis.problems if p not in ctx.problems]
     analysis.files_read = list(ctx.files_read)
@@ -138,13 +139,22 @@ def find_app(ctx: Context, app_spec: str | None) -> AppObj | None:
                 found = follow_attributes(ctx, parent, attr)
                 module = parent
     if found is None:
-        where = module.loc if module is not None and module.loc else Loc(ctx.roots[0].as_posix() if ctx.roots else ".", 1, 1)
-        if module is None:
-            message = f"app module `{spec}` (from -A/--app) was not found under {', '.join(r.as_posix() for r in ctx.roots) or 'the project'}"
-            ctx.problems.append(Problem("module-not-found", message, where))
-        else:
-            ctx.problems.append(Problem("app-not-found", f"no Celery app found for -A {spec}", where))
+        report_missing_app(ctx, spec, module)
     return found
+
+
+def report_missing_app(ctx: Context, spec: str, module: UserModule | None) -> None:
+    if module is not None and module.loc is not None:
+        where = module.loc
+    else:
+        where = Loc(ctx.roots[0].as_posix() if ctx.roots else ".", 1, 1)
+    if module is None:
+        searched = ", ".join(root.as_posix() for root in ctx.roots) or "the project"
+        message = f"app module `{spec}` (from -A/--app) was not found under {searched}"
+        ctx.problems.append(Problem("module-not-found", message, where))
+    else:
+        message = f"`{spec}` has no Celery app: no `app`, `celery` or other `Celery(...)` variable"
+        ctx.problems.append(Problem("app-not-found", message, where))
 
 
 def follow_attributes(ctx: Context, module: UserModule, attr_path: str) -> AppObj | None:
@@ -212,8 +222,9 @@ def has_celery_assignment(tree: ast.Module) -> bool:
     for node in tree.body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
             func = node.value.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            if name == "Celery":
+            if isinstance(func, ast.Name) and func.id == "Celery":
+                return True
+            if isinstance(func, ast.Attribute) and func.attr == "Celery":
                 return True
     return False
 
@@ -230,7 +241,7 @@ def read_app(ctx: Context, app: AppObj, table: SettingsTable, analysis: CeleryAn
     config = load_config_object(ctx, app, analysis)
     analysis.config_module = config.module
     if len(app.sources) > 1:
-        message = f"the configuration is loaded {len(app.sources)} times; Celery uses only the last call"
+        message = f"the configuration is loaded {len(app.sources)} times, and Celery uses only the last call"
         analysis.problems.append(Problem("several-config-sources", message, app.sources[-1].loc))
     if isinstance(app.task_cls, Ev):
         task_cls = app.task_cls.value
@@ -589,5 +600,5 @@ def check_mixed_names(app: AppObj, config: ConfigObject, table: SettingsTable, a
         replacement = convert.get(key, key)
         if replacement in have:
             continue
-        message = f"`{key}` mixes setting name styles; most names here use the {style} style, so Celery raises ImproperlyConfigured"
+        message = f"`{key}` breaks the {style} style of the other names, so Celery raises ImproperlyConfigured"
         analysis.problems.append(Problem("mixed-setting-names", message, keys[key], replacement, "XG006"))

@@ -3,7 +3,7 @@
 It walks a module's statements in order and evaluates the expressions it can:
 literals, names bound earlier, arithmetic, string building, displays, a few
 builtins and environment reads (`os.environ`, `os.getenv`, django-environ and
-python-decouple). Anything else becomes an `Unknown` that says why and where.
+python-decouple). Anything else becomes an `Unknown` that records why and where.
 Names bound inside `if`, `for`, `while`, `try` or `match` blocks are unknown,
 because the branch taken cannot be decided statically.
 """
@@ -401,9 +401,9 @@ class ModuleEval:
     def star_import(self, source: str, module: UserModule | None, loc: Loc) -> None:
         if module is None or module.file is None:
             if self.condition is not None:
-                # NOTE: a star import of a module missing from the project inside
-                # `try`/`if` is taken to fail (local settings kept out of the
-                # repository); the names it may set are not marked unknown.
+                # NOTE: a star import inside `try`/`if` of a module missing from the
+                # project is taken to fail, because such modules are usually local
+                # settings kept out of the repository. Its names stay as they were.
                 return
             reason = f"`from {source} import *` at line {loc.line} could not be read, so any name may be replaced"
             self.scope.mark_tainted(Unknown(reason, loc))
@@ -461,6 +461,7 @@ class ModuleEval:
                 return unknown("the condition of this `if` expression cannot be decided statically", loc, test.envs)
             chosen = self.expr(node.body if test.value else node.orelse)
             return Ev(chosen.value, merge_envs(test, chosen))
+
         if isinstance(node, ast.Attribute):
             return self.attribute(node)
         if isinstance(node, ast.Subscript):
@@ -469,6 +470,7 @@ class ModuleEval:
             return self.call(node)
         if isinstance(node, ast.Lambda):
             return Ev(FuncObj("<lambda>", loc))
+
         return unknown(f"{self.parsed.segment(node)!r} cannot be evaluated statically", loc)
 
     def name(self, name: str, loc: Loc) -> Ev:
@@ -844,8 +846,12 @@ class ModuleEval:
         if not isinstance(var.value, str):
             return unknown("the name of the environment variable cannot be known statically", loc)
         name = var.value
+        cast: Any = _NOTSET
         if method is None:
-            cast: Any = kwargs["cast"].value if "cast" in kwargs else (args[1].value if len(args) > 1 else _NOTSET)
+            if "cast" in kwargs:
+                cast = kwargs["cast"].value
+            elif len(args) > 1:
+                cast = args[1].value
         else:
             # env.list(), env.json(), env.url()... get a cast this reader does not model.
             cast = CAST_BY_METHOD.get(method, ExtRef(f"environ.{method}"))
@@ -878,7 +884,11 @@ class ModuleEval:
         if not isinstance(var.value, str):
             return unknown("the name of the environment variable cannot be known statically", loc)
         name = var.value
-        cast = kwargs["cast"].value if "cast" in kwargs else (args[2].value if len(args) > 2 else _NOTSET)
+        cast: Any = _NOTSET
+        if "cast" in kwargs:
+            cast = kwargs["cast"].value
+        elif len(args) > 2:
+            cast = args[2].value
         default_ev = kwargs.get("default") or (args[1] if len(args) > 1 else None)
         if name in self.ctx.environ:
             raw = self.ctx.environ[name]

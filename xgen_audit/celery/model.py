@@ -1,8 +1,8 @@
 """The parsed model of a Celery app's configuration, as the Celery rules read it.
 
 Values are plain Python objects. A value that cannot be known statically is
-kept as `Unknown` (with the reason) so a rule can report "unknown" rather than
-guess; an `Unknown` may also sit inside a dict or list whose other parts are known.
+kept as `Unknown` with the reason, so a rule can report "unknown" rather than
+guess. An `Unknown` may also sit inside a dict or list whose other parts are known.
 """
 
 from __future__ import annotations

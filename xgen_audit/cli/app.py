@@ -107,34 +107,52 @@ def check(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print findings only (text format).")] = False,
     color: Annotated[ColorMode, typer.Option("--color", help="Colour text output (NO_COLOR turns auto off).")] = ColorMode.AUTO,
+    files: Annotated[
+        Optional[list[Path]],
+        typer.Option("--file", "-f", help="Check these compose files merged as one stack, in Compose's -f order."),
+    ] = None,
+    profiles: Annotated[
+        Optional[list[str]], typer.Option("--profile", help="Activate a Compose profile (repeatable).")
+    ] = None,
+    env_files: Annotated[
+        Optional[list[Path]],
+        typer.Option("--env-file", help="Read interpolation variables from this file instead of the stack's .env."),
+    ] = None,
+    use_environment: Annotated[
+        bool,
+        typer.Option("--use-environment", help="Also take interpolation variables from this process's environment."),
+    ] = False,
 ) -> None:
-    """Check compose files and report findings, a checklist per file and counts."""
-    from xgen_audit.audit import AuditOptions, audit_files
-    from xgen_audit.discovery import PathNotFound, discover, display_path, environment_from_name
+    """Check compose stacks and files; report findings, a checklist per stack or file, and counts."""
+    from xgen_audit.audit import AuditOptions, audit_paths
     from xgen_audit.findings import Severity
     from xgen_audit.rules_meta import load_catalog
 
-    targets = paths or [Path(".")]
-    try:
-        files = discover(targets)
-    except PathNotFound as error:
-        raise _usage_error(f"path not found: {error}") from None
-    if not files:
-        logging.getLogger("xgen_audit").warning("no compose files found in %s", ", ".join(map(str, targets)))
+    targets = paths or ([] if files else [Path(".")])
+    for target in [*targets, *(files or []), *(env_files or [])]:
+        if not target.exists():
+            raise _usage_error(f"path not found: {target}")
 
-    options = AuditOptions(environment=environment.value if environment else None)
-    result = audit_files(files, options)
+    options = AuditOptions(
+        environment=environment.value if environment else None,
+        files=list(files or []),
+        profiles=list(profiles or []),
+        env_files=list(env_files) if env_files else None,
+        use_environment=use_environment,
+    )
+    result = audit_paths(targets, options)
+    if not result.units:
+        logging.getLogger("xgen_audit").warning("no compose files found in %s", ", ".join(map(str, targets)))
 
     threshold = Severity(fail_on.value).rank
     failed = any(finding.severity.rank >= threshold for finding in result.findings)
     exit_code = EXIT_FINDINGS if failed else EXIT_OK
 
-    environments = {display_path(path): options.environment or environment_from_name(path) for path in files}
-    _write_report(result, output_format, output, quiet, color, exit_code, environments, load_catalog())
+    _write_report(result, output_format, output, quiet, color, exit_code, load_catalog())
     raise typer.Exit(exit_code)
 
 
-def _write_report(result, output_format, output, quiet, color, exit_code, environments, catalog) -> None:
+def _write_report(result, output_format, output, quiet, color, exit_code, catalog) -> None:
     stream = sys.stdout
     handle = None
     if output is not None:
@@ -147,12 +165,12 @@ def _write_report(result, output_format, output, quiet, color, exit_code, enviro
         if output_format is OutputFormat.JSON:
             from xgen_audit.output.json_format import render_json
 
-            stream.write(render_json(result.findings, result.checks, result.files, exit_code))
+            stream.write(render_json(result, exit_code))
         else:
             from xgen_audit.output.text import render_text
 
             console = _console(stream, ColorMode.NEVER if handle is not None else color)
-            render_text(console, result.findings, result.checks, catalog, environments, quiet)
+            render_text(console, result, quiet)
     finally:
         if handle is not None:
             handle.close()

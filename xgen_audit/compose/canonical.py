@@ -20,8 +20,6 @@ def scalar_text(node: YNode | None) -> str | None:
     return str(node.value)
 
 
-
-
 @dataclass(frozen=True, slots=True, order=True)
 class PortBinding:
     """One published port in canonical form; `published` is "" for a random host port."""

@@ -12,7 +12,7 @@ Format, as checked against `docker compose config` (v2.40):
 - a bare `KEY` takes the value of KEY from the process environment, or stays unset.
 
 Interpolation inside the file looks in the process environment first, then in the keys defined
-on earlier lines; a key defined later in the file is not visible yet.
+on earlier lines. A key defined later in the file is not visible yet.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ The pipeline per file follows compose-go's loader: parse, interpolate, resolve `
 resolve `extends`, then merge onto the files before it. `!reset` removes what earlier files
 set, `!override` replaces it without the merge rules. Profiles are applied last.
 
-Problems (cycles, a missing file, "cannot override" type clashes) are returned, never raised.
+Problems (cycles, a missing or unreadable file, invalid YAML, "cannot override" type clashes)
+are returned as MergeProblem values; `load_compose` does not raise for them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from xgen_audit.parse.tree import (
     YScalar,
     YSeq,
 )
-from xgen_audit.parse.yaml_reader import YamlReadError, read_yaml_file, resolve_plain
+from xgen_audit.parse.yaml_reader import DEFAULT_MAX_BYTES, YamlReadError, read_yaml_file, resolve_plain
 
 Path_ = tuple[str, ...]
 
@@ -78,6 +79,8 @@ class MergeProblem:
     loc: Loc
     message: str
     severity: str = "error"
+    # "syntax" when a file cannot be read as YAML at all (rule XG001), else "structure".
+    kind: str = "structure"
 
 
 @dataclass(slots=True)
@@ -577,8 +580,9 @@ def _service_profiles(service: YNode | None) -> tuple[str, ...]:
 class _Loader:
     """Loads the files of one project, sharing the environment and the problem lists."""
 
-    def __init__(self, env: Mapping[str, str], project_dir: Path, interpolate: bool):
+    def __init__(self, env: Mapping[str, str], project_dir: Path, interpolate: bool, max_bytes: int):
         self.env = dict(env)
+        self.max_bytes = max_bytes
         self.project_dir = project_dir
         self.interpolate = interpolate
         self.problems: list[MergeProblem] = []
@@ -609,14 +613,16 @@ class _Loader:
             self.problems.append(MergeProblem(where, f"file not found: {path}"))
             return None
         except OSError as error:
-            self.problems.append(MergeProblem(where, f"cannot read {path}: {error.strerror}"))
+            self.problems.append(
+                MergeProblem(where, f"cannot read {path}: {error.strerror or error}", kind="syntax")
+            )
             return None
         if path not in self.files_read:
             self.files_read.append(path)
         try:
-            parsed = read_yaml_file(data, path)
+            parsed = read_yaml_file(data, path, self.max_bytes)
         except YamlReadError as error:
-            self.problems.append(MergeProblem(Loc(path, error.line, error.column), error.message))
+            self.problems.append(MergeProblem(Loc(path, error.line, error.column), error.message, kind="syntax"))
             return None
         return parsed.root
 
@@ -958,6 +964,7 @@ def load_compose(
     *,
     interpolate: bool = True,
     project_dir: str | Path | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> MergeResult:
     """Load, interpolate and merge a file set as `docker compose -f ... config` does.
 
@@ -965,8 +972,13 @@ def load_compose(
     combined by the caller). `project_dir` defaults to the directory of the first file.
     """
     paths = [str(path) for path in files]
-    base_dir = Path(project_dir) if project_dir is not None else Path(os.path.dirname(paths[0]) if paths else ".")
-    loader = _Loader(env, base_dir, interpolate)
+    if project_dir is not None:
+        base_dir = Path(project_dir)
+    elif paths:
+        base_dir = Path(os.path.dirname(paths[0]))
+    else:
+        base_dir = Path(".")
+    loader = _Loader(env, base_dir, interpolate, max_bytes)
 
     trees = [loader.load(path, env) for path in paths]
     root, merge_problems = merge_trees(trees)

@@ -43,8 +43,8 @@ _PROD_FILE_RE = re.compile(r"^(?:docker-)?compose[._-].*prod.*\.ya?ml$", re.IGNO
 class Stack:
     """One file set to audit.
 
-    `files` are merged left to right; `env_files` feed interpolation (the first file to set a
-    variable wins, after the process environment); `profiles` are the active profiles.
+    `files` are merged left to right. `env_files` feed interpolation: the process environment
+    wins, then the first env file that sets a variable. `profiles` are the active profiles.
     """
 
     name: str
@@ -196,7 +196,11 @@ def stack_variables(
 
 
 def load_stack(
-    stack: Stack, environ: Mapping[str, str] | None = None, *, interpolate: bool = True
+    stack: Stack,
+    environ: Mapping[str, str] | None = None,
+    *,
+    interpolate: bool = True,
+    max_bytes: int | None = None,
 ) -> LoadedStack:
     """Merge and interpolate a stack's files with its variables and profiles."""
     variables, sources = stack_variables(stack, environ)
@@ -209,5 +213,6 @@ def load_stack(
         profiles,
         interpolate=interpolate,
         project_dir=stack.project_dir or None,
+        **({"max_bytes": max_bytes} if max_bytes is not None else {}),
     )
     return LoadedStack(stack=stack, merge=result, variables=variables, env_sources=sources)

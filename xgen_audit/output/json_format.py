@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from typing import TYPE_CHECKING
+
 from xgen_audit import __version__
-from xgen_audit.findings import Check, Finding, Status
+from xgen_audit.findings import Status
+
+if TYPE_CHECKING:
+    from xgen_audit.audit import AuditResult
 
 SCHEMA_VERSION = 1
 
 
-def report_dict(findings: list[Finding], checks: list[Check], files: list[str], exit_code: int) -> dict:
+def report_dict(result: "AuditResult", exit_code: int) -> dict:
+    findings, checks = result.findings, result.checks
     severities = Counter(finding.severity.value for finding in findings)
     statuses = Counter(check.status.value for check in checks)
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "xgen-audit", "version": __version__},
-        "files": sorted(files),
+        "files": sorted(result.files),
+        "stacks": [unit.as_dict() for unit in result.units],
         "findings": [finding.model_dump(mode="json") for finding in findings],
         "checks": [check.model_dump(mode="json") for check in checks],
         "summary": {
@@ -29,5 +36,5 @@ def report_dict(findings: list[Finding], checks: list[Check], files: list[str], 
     }
 
 
-def render_json(findings: list[Finding], checks: list[Check], files: list[str], exit_code: int) -> str:
-    return json.dumps(report_dict(findings, checks, files, exit_code), indent=2, sort_keys=False) + "\n"
+def render_json(result: "AuditResult", exit_code: int) -> str:
+    return json.dumps(report_dict(result, exit_code), indent=2, sort_keys=False) + "\n"

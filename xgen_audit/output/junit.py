@@ -1,7 +1,7 @@
 """JUnit XML output: one test case per check, grouped in one test suite per file or stack.
 
-The test case's classname is the stack name when the check covers a stack and the
-file otherwise; its name is the rule id and name. A case with findings gets a
+The test case's classname is the stack name when the check covers a stack, and
+the file otherwise. Its name is the rule id and the rule name. A case with findings gets a
 `<failure>` listing them, an `unknown` or `not_applicable` verdict gets
 `<skipped>` with the reason, and anything else passes. Findings that no check
 covers, such as XG008 reports on suppression comments, get a case of their own.

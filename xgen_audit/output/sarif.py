@@ -56,7 +56,7 @@ def _help(meta: RuleMeta) -> dict[str, str]:
 def _rule_descriptor(rule_id: str, name: str, meta: RuleMeta | None) -> dict[str, Any]:
     if meta is None:
         # A finding from a rule missing in the catalogue still needs a descriptor
-        # for its ruleIndex; it carries only what the finding knows.
+        # for its ruleIndex, built from the id and name the finding carries.
         return {"id": rule_id, "name": name, "shortDescription": {"text": name}}
     tags = sorted({*meta.tags, meta.area.value})
     return {
@@ -105,9 +105,10 @@ def _result(finding: Finding, rule_index: int, fingerprint: str) -> dict[str, An
 
 def _notification(check: Check) -> dict[str, Any]:
     where = f"stack {check.stack!r}" if check.stack else check.file
+    reason = check.reason or "no reason given"
     return {
         "level": "note",
-        "message": {"text": f"{check.rule} {check.name} could not decide on {where}: {check.reason or 'no reason given'}"},
+        "message": {"text": f"{check.rule} {check.name} could not decide on {where}: {reason}"},
         "descriptor": {"id": check.rule},
     }
 
@@ -132,7 +133,9 @@ def build_sarif(
     index = {rule_id: position for position, rule_id in enumerate(rule_ids)}
 
     fingerprints = stable_fingerprints(findings, files_text)
-    results = [_result(finding, index[finding.rule], fingerprint) for finding, fingerprint in zip(findings, fingerprints)]
+    results = [
+        _result(finding, index[finding.rule], fingerprint) for finding, fingerprint in zip(findings, fingerprints)
+    ]
     for result in results:
         if not result["properties"]:
             del result["properties"]

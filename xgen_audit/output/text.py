@@ -7,8 +7,12 @@ from collections import Counter, defaultdict
 from rich.console import Console
 from rich.text import Text
 
+from typing import TYPE_CHECKING
+
 from xgen_audit.findings import Check, Finding, Severity, Status
-from xgen_audit.rules_meta import RuleMeta
+
+if TYPE_CHECKING:
+    from xgen_audit.audit import AuditResult, UnitInfo
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 _STATUS_LABEL = {
@@ -19,37 +23,30 @@ _STATUS_LABEL = {
 }
 
 
-def render_text(
-    console: Console,
-    findings: list[Finding],
-    checks: list[Check],
-    catalog: dict[str, RuleMeta],
-    environments: dict[str, str],
-    quiet: bool = False,
-) -> None:
-    """Print findings, then (unless quiet) the checklist per file and the counts."""
+def render_text(console: Console, result: "AuditResult", quiet: bool = False) -> None:
+    """Print findings, then (unless quiet) the checklist per stack or file and the counts."""
+    findings, checks = result.findings, result.checks
     for finding in findings:
         line = Text()
         line.append(f"{finding.file}:{finding.line}:{finding.column}: ", style="bold")
         line.append(finding.rule, style=_SEVERITY_STYLE[finding.severity])
         line.append(f" {finding.message}")
+        if finding.stack:
+            line.append(f" [stack {finding.stack}]", style="dim")
         console.print(line, soft_wrap=True, highlight=False)
         console.print(Text(f"  fix: {finding.fix}", style="dim"), soft_wrap=True, highlight=False)
     if quiet:
         return
 
-    by_file: dict[str, list[Check]] = defaultdict(list)
+    by_group: dict[tuple[str, str], list[Check]] = defaultdict(list)
     for check in checks:
-        by_file[_group_key(check)].append(check)
-    for group in sorted(by_file):
-        if findings or group != sorted(by_file)[0]:
+        by_group[(check.stack or "", check.file)].append(check)
+    units = {(unit.name or "", unit.files[0]): unit for unit in result.units if unit.files}
+    for index, group in enumerate(sorted(by_group)):
+        if findings or index:
             console.print()
-        header = Text(group, style="bold")
-        environment = environments.get(group)
-        if environment:
-            header.append(f" ({environment})", style="dim")
-        console.print(header, soft_wrap=True, highlight=False)
-        for check in by_file[group]:
+        console.print(_group_header(group, units.get(group)), soft_wrap=True, highlight=False)
+        for check in by_group[group]:
             label, style = _STATUS_LABEL[check.status]
             line = Text("  ")
             line.append(f"{label:<8}", style=style)
@@ -59,21 +56,40 @@ def render_text(
             console.print(line, soft_wrap=True, highlight=False)
 
     console.print()
-    console.print(summary_line(findings, checks, len(by_file)), soft_wrap=True, highlight=False)
+    stacks = sum(1 for stack, _file in by_group if stack)
+    console.print(summary_line(findings, checks, stacks, len(by_group) - stacks), soft_wrap=True, highlight=False)
 
 
-def _group_key(check: Check) -> str:
-    return f"stack {check.stack}" if check.stack else check.file
+def _group_header(group: tuple[str, str], unit: "UnitInfo | None") -> Text:
+    stack, file = group
+    header = Text(f"stack {stack}" if stack else file, style="bold")
+    if unit is None:
+        return header
+    details = [unit.environment]
+    if stack:
+        details.append("files: " + " + ".join(unit.files))
+    if unit.profiles:
+        details.append("profiles: " + ", ".join(unit.profiles))
+    if unit.dropped_services:
+        details.append("not deployed (inactive profiles): " + ", ".join(unit.dropped_services))
+    header.append(f" ({'; '.join(details)})", style="dim")
+    return header
 
 
-def summary_line(findings: list[Finding], checks: list[Check], groups: int) -> str:
+def summary_line(findings: list[Finding], checks: list[Check], stacks: int, files: int) -> str:
     severities = Counter(finding.severity for finding in findings)
     statuses = Counter(check.status for check in checks)
     noun = "finding" if len(findings) == 1 else "findings"
-    files = "file" if groups == 1 else "files"
+    scope = [_count(stacks, "stack")] if stacks else []
+    if files or not stacks:
+        scope.append(_count(files, "file"))
     return (
         f"{len(findings)} {noun} ({severities[Severity.ERROR]} errors, {severities[Severity.WARNING]} warnings, "
-        f"{severities[Severity.INFO]} info) in {groups} {files}; checks: {statuses[Status.PASS]} passed, "
+        f"{severities[Severity.INFO]} info) in {' and '.join(scope)}; checks: {statuses[Status.PASS]} passed, "
         f"{statuses[Status.FAIL]} failed, {statuses[Status.UNKNOWN]} unknown, "
         f"{statuses[Status.NOT_APPLICABLE]} not applicable"
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

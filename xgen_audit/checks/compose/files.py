@@ -44,3 +44,10 @@ def unquoted_port_mapping(context: AuditContext) -> Iterator[Outcome]:
                 )
         if service.ports:
             yield Checked(name)
+
+
+@rule("XG007")
+def missing_variable(context: AuditContext) -> Iterator[Outcome]:
+    for message, loc in context.missing_variables:
+        yield Violation(message, loc)
+    yield Checked()
