@@ -1,8 +1,8 @@
 """Per-rule fixtures: each compose file under fixtures/rules/<ID>/ states its expected result.
 
 Layout: `fixtures/rules/<ID>/fail/*.yml`, `pass/*.yml` and `unknown/*.yml`. The folder
-sets the expected check status of rule <ID> (`fail`, `pass`, `unknown`); a first-line
-comment `# status: not_applicable` in `pass/` says the rule must not apply at all.
+sets the expected check status of rule <ID> (`fail`, `pass`, `unknown`). In `pass/`, a
+first-line comment `# status: not_applicable` means the rule must not apply at all.
 
 Expected findings are written on the offending line as a trailing comment:
 
@@ -37,7 +37,7 @@ _EXPECTATION_RE = re.compile(r"^(?P<rule>XG\d{3})\s+(?P<severity>error|warning|i
 _STATUS_RE = re.compile(r"^#\s*status:\s*(?P<status>\w+)\s*$")
 _ALSO_RE = re.compile(r"^#\s*also-expect-in:\s*(?P<path>\S+)\s*$")
 
-# Cases whose expectation is the correct behaviour but the product still gets it wrong.
+# Fixtures whose marked result is correct but which xgen-audit does not produce yet.
 # Keys are paths relative to FIXTURES.
 KNOWN_BUGS: dict[str, str] = {
     "XG003/fail/unquoted-hours-minutes-seconds.yml": (
@@ -98,7 +98,7 @@ def parse_markers(path: Path) -> list[Expected]:
         for part in match.group("body").split(";"):
             item = _EXPECTATION_RE.match(part.strip())
             if item is None:
-                raise ValueError(f"{path}:{number}: malformed marker {part.strip()!r}; write `XG110 error col=9`")
+                raise ValueError(f"{path}:{number}: invalid marker {part.strip()!r}, expected the form `XG110 error col=9`")
             column = int(item.group("column")) if item.group("column") else first_column(line)
             expected.append((str(path.resolve()), item.group("rule"), number, column, item.group("severity")))
     return expected
@@ -153,9 +153,9 @@ def describe(items: Counter) -> str:
         return "  (none)"
     lines = []
     for (file, rule, line, column, severity), count in sorted(items.items()):
-        shown = Path(file).relative_to(FIXTURES) if Path(file).is_relative_to(FIXTURES) else Path(file)
+        location = Path(file).relative_to(FIXTURES) if Path(file).is_relative_to(FIXTURES) else Path(file)
         times = f" x{count}" if count > 1 else ""
-        lines.append(f"  {rule} {severity} at {shown}:{line}:{column}{times}")
+        lines.append(f"  {rule} {severity} at {location}:{line}:{column}{times}")
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,8 @@ class AuditOptions:
     env_files: list[Path] | None = None
     use_environment: bool = False
     stacks: list[Stack] = field(default_factory=list)
+    # Paths the configuration excludes; a file named with -f is still checked.
+    excluded: Callable[[Path], bool] = lambda path: False
 
 
 @dataclass(slots=True)
@@ -111,7 +113,7 @@ def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, s
     for path in paths:
         if path.is_dir():
             units.extend(_folder_units(path, options, environ))
-        else:
+        elif not options.excluded(path):
             units.append(_single_unit(path, options))
     return units
 
@@ -120,9 +122,14 @@ def _folder_units(root: Path, options: AuditOptions, environ: Mapping[str, str])
     units: list[_Unit] = []
     by_folder: dict[str, list[Path]] = {}
     for file in walk_compose_files(root):
-        by_folder.setdefault(display_path(file.parent), []).append(file)
+        if not options.excluded(file):
+            by_folder.setdefault(display_path(file.parent), []).append(file)
     for folder in sorted(by_folder):
-        stacks = discover_stacks(folder, environ)
+        stacks = [
+            stack
+            for stack in discover_stacks(folder, environ)
+            if not any(options.excluded(Path(name)) for name in stack.files)
+        ]
         covered = {os.path.normpath(name) for stack in stacks for name in stack.files}
         for stack in stacks:
             if options.profiles:

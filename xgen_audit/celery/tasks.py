@@ -8,6 +8,8 @@ modules that the worker finds through `include=`, `imports` or
 from __future__ import annotations
 
 import ast
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,15 @@ TASK_CLASS_OPTIONS = frozenset(
     }
 )
 
+log = logging.getLogger(__name__)
+
+# Reading every file of a very large build context (a monorepo, a vendored
+# virtualenv) would take minutes, so the scan stops after this many seconds.
+TASK_SCAN_SECONDS = 20.0
+
+# Files without any of these words define no task and make no task call.
+TASK_WORDS = (b"task", b"Task", b"AsyncResult", b"countdown", b"eta=", b"delay(")
+
 COUNTDOWN_METHODS = frozenset({"apply_async", "retry", "set", "send_task", "signature", "subtask"})
 SENDING_METHODS = frozenset({"delay", "apply_async", "send_task"})
 RESULT_ATTRIBUTES = frozenset({"state", "status", "result", "info", "traceback"})
@@ -64,10 +75,15 @@ def scan_tasks(ctx: Context, roots: list[Path], app: AppObj | None) -> TaskScan:
     app_base = task_cls_options(task_ctx, app)
 
     seen: set[Path] = set()
+    deadline = time.monotonic() + TASK_SCAN_SECONDS
     for root in roots:
         for path in iter_python_files(root):
+            if time.monotonic() > deadline:
+                # NOTE: tasks in files after this point are not seen.
+                log.warning("task scan stopped after %.0f s at %s", TASK_SCAN_SECONDS, path)
+                return scan
             resolved = path.resolve()
-            if resolved in seen:
+            if resolved in seen or not mentions_tasks(path):
                 continue
             seen.add(resolved)
             parsed = task_ctx.parsed.get(path)
@@ -78,6 +94,14 @@ def scan_tasks(ctx: Context, roots: list[Path], app: AppObj | None) -> TaskScan:
                 continue
             scan_file(task_ctx, parsed, path, roots, app_base, scan)
     return scan
+
+
+def mentions_tasks(path: Path) -> bool:
+    try:
+        data = path.read_bytes() if path.stat().st_size <= 2 * 1024 * 1024 else b""
+    except OSError:
+        return False
+    return any(word in data for word in TASK_WORDS)
 
 
 def task_cls_options(ctx: Context, app: AppObj | None) -> dict[str, OptionValue]:
@@ -96,8 +120,6 @@ def task_cls_options(ctx: Context, app: AppObj | None) -> dict[str, OptionValue]
 
 
 def scan_file(ctx: Context, parsed: ParsedFile, path: Path, roots: list[Path], app_base: dict[str, OptionValue], scan: TaskScan) -> None:
-    if not any(word in "\n".join(parsed.lines) for word in ("task", "Task", "AsyncResult", "countdown", "eta", "delay")):
-        return
     evaluator = module_evaluator(ctx, parsed, path, roots)
 
     for node in parsed.tree.body:

@@ -6,6 +6,7 @@ usage error (a missing path, a bad option or value).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -33,6 +34,10 @@ EXIT_USAGE = 2
 class OutputFormat(str, Enum):
     TEXT = "text"
     JSON = "json"
+    SARIF = "sarif"
+    GITHUB = "github"
+    JUNIT = "junit"
+    GITLAB = "gitlab"
 
 
 class FailOn(str, Enum):
@@ -88,19 +93,27 @@ def _console(output, color: ColorMode):
     return Console(file=output, highlight=False)
 
 
+def _split_selectors(values: list[str] | None) -> list[str] | None:
+    """Accept `--select XG1,XG2` as well as repeated `--select` options."""
+    if values is None:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
 @app.command()
 def check(
     paths: Annotated[
         Optional[list[Path]],
-        typer.Argument(help="Compose files or folders to check (default: the current folder)."),
+        typer.Argument(help="Compose files or folders to check (default: the current folder, or the configured stacks)."),
     ] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.TEXT,
     fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Exit with 1 when a finding has this severity or a higher one.")
-    ] = FailOn.WARNING,
+        Optional[FailOn],
+        typer.Option("--fail-on", help="Exit with 1 when a finding has this severity or a higher one [default: warning]."),
+    ] = None,
     environment: Annotated[
         Optional[Environment],
-        typer.Option("--env", help="Check every file as this environment instead of guessing from file names."),
+        typer.Option("--env", help="Check every stack and file as this environment instead of guessing from names."),
     ] = None,
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
@@ -112,7 +125,7 @@ def check(
         typer.Option("--file", "-f", help="Check these compose files merged as one stack, in Compose's -f order."),
     ] = None,
     profiles: Annotated[
-        Optional[list[str]], typer.Option("--profile", help="Activate a Compose profile (repeatable).")
+        Optional[list[str]], typer.Option("--profile", help="Activate a Compose profile (repeatable; '*' for all).")
     ] = None,
     env_files: Annotated[
         Optional[list[Path]],
@@ -122,37 +135,130 @@ def check(
         bool,
         typer.Option("--use-environment", help="Also take interpolation variables from this process's environment."),
     ] = False,
+    stack_names: Annotated[
+        Optional[list[str]], typer.Option("--stack", help="Check only this configured stack (repeatable).")
+    ] = None,
+    config_file: Annotated[
+        Optional[Path], typer.Option("--config", help="Read settings from this file instead of searching for one.")
+    ] = None,
+    isolated: Annotated[bool, typer.Option("--isolated", help="Ignore every configuration file.")] = False,
+    select: Annotated[
+        Optional[list[str]], typer.Option("--select", help="Run only these rules: ids or prefixes such as XG1.")
+    ] = None,
+    extend_select: Annotated[
+        Optional[list[str]], typer.Option("--extend-select", help="Run these rules as well as the selected ones.")
+    ] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Do not run these rules (ids or prefixes).")] = None,
+    exclude: Annotated[
+        Optional[list[str]], typer.Option("--exclude", help="Skip files matching these globs (replaces the configured list).")
+    ] = None,
+    show_settings: Annotated[
+        bool, typer.Option("--show-settings", help="Print the resolved settings and where each came from, then exit.")
+    ] = False,
+    statistics: Annotated[bool, typer.Option("--statistics", help="Print the number of findings per rule instead.")] = False,
+    baseline_file: Annotated[
+        Optional[Path], typer.Option("--baseline", help="Report only findings that are not in this baseline file.")
+    ] = None,
+    write_baseline_file: Annotated[
+        Optional[Path], typer.Option("--write-baseline", help="Record today's findings in this baseline file and exit 0.")
+    ] = None,
+    no_suppressions: Annotated[
+        bool, typer.Option("--no-inline-suppressions", help="Ignore `# xgen-audit: ignore` comments.")
+    ] = False,
+    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit with 0 even when findings fail the run.")] = False,
 ) -> None:
     """Check compose stacks and files; report findings, a checklist per stack or file, and counts."""
-    from xgen_audit.audit import AuditOptions, audit_paths
-    from xgen_audit.findings import Severity
+    from xgen_audit.baseline import BaselineError, load_baseline, write_baseline
+    from xgen_audit.config import ConfigError, apply_cli_overrides, load_settings
+    from xgen_audit.pipeline import RunRequest, UnknownStack, run
     from xgen_audit.rules_meta import load_catalog
 
-    targets = paths or ([] if files else [Path(".")])
+    targets = list(paths or [])
     for target in [*targets, *(files or []), *(env_files or [])]:
         if not target.exists():
             raise _usage_error(f"path not found: {target}")
 
-    options = AuditOptions(
+    try:
+        start = targets[0] if targets else (files[0] if files else Path("."))
+        settings = load_settings(start=start, config_file=config_file, isolated=isolated)
+        settings = apply_cli_overrides(
+            settings,
+            select=_split_selectors(select),
+            ignore=_split_selectors(ignore),
+            extend_select=_split_selectors(extend_select),
+            fail_on=fail_on.value if fail_on else None,
+            exclude=exclude,
+        )
+        baseline = load_baseline(baseline_file) if baseline_file is not None else None
+    except ConfigError as error:
+        raise _usage_error(str(error)) from None
+
+    if show_settings:
+        for row in settings.describe():
+            typer.echo(f"{row.key} = {json.dumps(row.value, sort_keys=True)}  # {row.source}")
+        raise typer.Exit(EXIT_OK)
+
+    request = RunRequest(
+        paths=targets,
+        settings=settings,
         environment=environment.value if environment else None,
         files=list(files or []),
         profiles=list(profiles or []),
         env_files=list(env_files) if env_files else None,
         use_environment=use_environment,
+        stack_names=list(stack_names or []),
+        honour_suppressions=not no_suppressions,
+        baseline=baseline,
     )
-    result = audit_paths(targets, options)
+    try:
+        outcome = run(request)
+    except UnknownStack as error:
+        raise _usage_error(str(error)) from None
+    result = outcome.result
     if not result.units:
-        logging.getLogger("xgen_audit").warning("no compose files found in %s", ", ".join(map(str, targets)))
+        logging.getLogger("xgen_audit").warning("no compose files found in %s", ", ".join(map(str, targets or ["."])))
 
-    threshold = Severity(fail_on.value).rank
-    failed = any(finding.severity.rank >= threshold for finding in result.findings)
-    exit_code = EXIT_FINDINGS if failed else EXIT_OK
+    if write_baseline_file is not None:
+        try:
+            written = write_baseline(result.findings, write_baseline_file, outcome.files_text, settings.project_root)
+        except BaselineError as error:
+            raise _usage_error(str(error)) from None
+        typer.echo(f"wrote {len(written.entries)} baseline entries to {write_baseline_file}", err=True)
+        raise typer.Exit(EXIT_OK)
 
-    _write_report(result, output_format, output, quiet, color, exit_code, load_catalog())
+    exit_code = EXIT_OK if exit_zero else outcome.exit_code(settings.fail_on)
+    _write_report(outcome, output_format, output, quiet, statistics, color, exit_code, load_catalog())
+    for entry in outcome.stale_baseline:
+        logging.getLogger("xgen_audit").warning(
+            "baseline entry no longer occurs: %s in %s (service %s)", entry.rule, entry.file, entry.service or "-"
+        )
     raise typer.Exit(exit_code)
 
 
-def _write_report(result, output_format, output, quiet, color, exit_code, catalog) -> None:
+def _render(outcome, output_format: OutputFormat, catalog, exit_code: int) -> str:
+    result = outcome.result
+    if output_format is OutputFormat.JSON:
+        from xgen_audit.output.json_format import render_json
+
+        return render_json(result, exit_code)
+    if output_format is OutputFormat.SARIF:
+        from xgen_audit.output.sarif import render_sarif
+
+        return render_sarif(result.findings, result.checks, catalog, __version__, files_text=outcome.files_text)
+    if output_format is OutputFormat.GITHUB:
+        from xgen_audit.output.github import render_github
+
+        return render_github(result.findings)
+    if output_format is OutputFormat.JUNIT:
+        from xgen_audit.output.junit import render_junit
+
+        return render_junit(result.findings, result.checks)
+    from xgen_audit.output.gitlab import render_gitlab
+
+    return render_gitlab(result.findings, outcome.files_text)
+
+
+def _write_report(outcome, output_format, output, quiet, statistics, color, exit_code, catalog) -> None:
     stream = sys.stdout
     handle = None
     if output is not None:
@@ -162,15 +268,17 @@ def _write_report(result, output_format, output, quiet, color, exit_code, catalo
             raise _usage_error(f"cannot write {output}: {error.strerror}") from None
         stream = handle
     try:
-        if output_format is OutputFormat.JSON:
-            from xgen_audit.output.json_format import render_json
+        if statistics:
+            from xgen_audit.output import render_statistics
 
-            stream.write(render_json(result, exit_code))
-        else:
+            stream.write(render_statistics(outcome.result.findings))
+        elif output_format is OutputFormat.TEXT:
             from xgen_audit.output.text import render_text
 
             console = _console(stream, ColorMode.NEVER if handle is not None else color)
-            render_text(console, result, quiet)
+            render_text(console, outcome.result, quiet)
+        else:
+            stream.write(_render(outcome, output_format, catalog, exit_code))
     finally:
         if handle is not None:
             handle.close()
@@ -181,8 +289,6 @@ def list_rules(
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.TEXT,
 ) -> None:
     """List every rule: id, name, default severity, area and summary."""
-    import json
-
     from xgen_audit.rules_meta import load_catalog
 
     catalog = load_catalog()
