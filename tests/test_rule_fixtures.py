@@ -39,24 +39,7 @@ _ALSO_RE = re.compile(r"^#\s*also-expect-in:\s*(?P<path>\S+)\s*$")
 
 # Fixtures whose marked result is correct but which xgen-audit does not produce yet.
 # Keys are paths relative to FIXTURES.
-KNOWN_BUGS: dict[str, str] = {
-    "XG003/fail/unquoted-hours-minutes-seconds.yml": (
-        "XG003 never sees `- 1:30:00`: the model drops the entry as an invalid port (XG002, host "
-        "address '1') before XG003 runs, although the XG003 pattern is written to match it"
-    ),
-    "XG202/pass/result-backend-on-second-redis.yml": (
-        "XG202 takes every Redis URL in `environment` for a broker, so the Redis named only by "
-        "CELERY_RESULT_BACKEND is judged as a broker (no dependency, no healthcheck)"
-    ),
-    "XG301/unknown/unset-concurrency-variable.yml": (
-        "`-c ${WORKER_CONCURRENCY}` as the last word: the unset variable expands to nothing, `-c` "
-        "gets an empty value without its unresolved variable, and XG301 fails instead of unknown"
-    ),
-    "XG601/unknown/unset-bind-source.yml": (
-        "`${APP_SOURCE}:/app` is modelled as an anonymous volume, so XG601 never reaches its "
-        "unknown branch (mount type `other`) and passes"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 Expected = tuple[str, str, int, int, str]
 

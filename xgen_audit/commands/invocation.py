@@ -332,7 +332,7 @@ def parse_options(
                 if not equals:
                     index += 1
                     value = tokens[index].text if index < len(tokens) else ""
-                    unresolved = tokens[index].unresolved if index < len(tokens) else ()
+                    unresolved = tokens[index].unresolved if index < len(tokens) else token.unresolved
                 else:
                     unresolved = token.unresolved
                 options[spec.name] = OptionValue(value, token.loc, flag=flag, unresolved=unresolved)
@@ -366,7 +366,7 @@ def _parse_short_cluster(tokens, index, table, options, unknown) -> int:
             else:
                 index += 1
                 value = tokens[index].text if index < len(tokens) else ""
-                unresolved = tokens[index].unresolved if index < len(tokens) else ()
+                unresolved = tokens[index].unresolved if index < len(tokens) else token.unresolved
                 options[spec.name] = OptionValue(value, token.loc, flag=flag, unresolved=unresolved)
             return index
         options[spec.name] = OptionValue("true", token.loc, flag=flag)

@@ -7,6 +7,7 @@ model; the rest of the file is still checked.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -172,9 +173,11 @@ def _build_build(builder: _Builder, name: str, node: YMap) -> Build | None:
         return None
     context = builder.text(mapping.get("context"), f"`services.{name}.build.context`", loc, name)
     dockerfile = builder.text(mapping.get("dockerfile"), f"`services.{name}.build.dockerfile`", loc, name)
+    target = builder.text(mapping.get("target"), f"`services.{name}.build.target`", loc, name)
     return Build(
         context=context.value if context is not None else ".",
         dockerfile=dockerfile.value if dockerfile is not None else None,
+        target=target.value.lower() if target is not None else None,
         loc=loc,
     )
 
@@ -202,6 +205,8 @@ def _build_command(builder: _Builder, name: str, node: YMap, key: str) -> Comman
         return None
     quote_offset = 1 if isinstance(value, YScalar) and value.style in ("'", '"') else 0
     tokens = _locate_words(words, text, quote_offset)
+    if text.unresolved:
+        tokens = _attribute_unresolved(tokens, text)
     return CommandLine(form="string", tokens=tokens, loc=text.loc, key_loc=key_loc)
 
 
@@ -222,6 +227,34 @@ def _locate_words(words: list[str], text: Text, quote_offset: int) -> list[Text]
                 loc = Loc(text.loc.file, text.loc.line, text.loc.column + quote_offset + position)
                 cursor = position + len(word)
         located.append(Text(value=word, loc=loc, raw=word, unresolved=text.unresolved))
+    return located
+
+
+_VARIABLE_RE = r"\$\{{?{name}\b"
+
+
+def _attribute_unresolved(tokens: list[Text], text: Text) -> list[Text]:
+    """Mark only the words whose written form names an unset variable.
+
+    The string was interpolated before it was split, so each word first carries
+    every unset variable of the string. Splitting the written text gives the same
+    words in the same order unless a value brought spaces or quotes with it; then
+    every word keeps the whole list.
+    """
+    try:
+        raw_words = shlex.split(text.raw, comments=False, posix=True)
+    except ValueError:
+        return tokens
+    if len(raw_words) != len(tokens):
+        # An unset variable that was a whole word vanishes from the split value:
+        # the word before it keeps the variable, so `-c ${N}` stays unknown.
+        return tokens
+    located = []
+    for token, raw_word in zip(tokens, raw_words):
+        names = tuple(
+            name for name in text.unresolved if re.search(_VARIABLE_RE.format(name=re.escape(name)), raw_word)
+        )
+        located.append(token.model_copy(update={"unresolved": names}))
     return located
 
 
@@ -246,6 +279,8 @@ def _build_ports(builder: _Builder, service: Service, node: YMap) -> None:
             continue
         text = _as_text(item)
         plain = item.style == "" and item.tag == TAG_STR
+        if plain:
+            service.plain_ports.append(text)
         if text.unresolved:
             service.ports.append(
                 PortBinding(loc=item.loc, raw=item.raw, plain_scalar=plain, unresolved=text.unresolved)
@@ -335,6 +370,10 @@ def _short_mount(builder: _Builder, name: str, item: YScalar) -> Mount | None:
             return Mount(loc=item.loc, raw=item.raw, type="other", unresolved=text.unresolved)
         builder.problem(f"{error} (service `{name}`)", item.loc, name)
         return None
+    if text.unresolved and ":" in item.raw and "$" in item.raw.split(":", 1)[0] and not source:
+        # `${SRC}:/app` with SRC unset: Compose gets `:/app`, and what the source
+        # was meant to be (host path or volume name) cannot be known.
+        return Mount(loc=item.loc, raw=item.raw, type="other", target=target, unresolved=text.unresolved)
     return Mount(
         loc=item.loc,
         raw=item.raw,

@@ -112,6 +112,7 @@ class Limit(_Model):
 class Build(_Model):
     context: str = "."
     dockerfile: str | None = None
+    target: str | None = None
     loc: Loc
 
 
@@ -124,6 +125,8 @@ class Service(_Model):
     entrypoint: CommandLine | None = None
     ports: list[PortBinding] = Field(default_factory=list)
     ports_loc: Loc | None = None
+    # Port entries written as plain (unquoted) scalars, even those Compose rejects.
+    plain_ports: list[Text] = Field(default_factory=list)
     expose: list[Text] = Field(default_factory=list)
     volumes: list[Mount] = Field(default_factory=list)
     volumes_loc: Loc | None = None

@@ -30,11 +30,7 @@ _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
 @rule("XG003")
 def unquoted_port_mapping(context: AuditContext) -> Iterator[Outcome]:
     for name, service in sorted(context.compose.services.items()):
-        seen = set()
-        for port in service.ports:
-            if port.loc in seen or not port.plain_scalar:
-                continue
-            seen.add(port.loc)
+        for port in service.plain_ports:
             if _SEXAGESIMAL.match(port.raw):
                 yield Violation(
                     f"port `{port.raw}` of service `{name}` is unquoted; a YAML 1.1 reader takes it "
@@ -42,7 +38,7 @@ def unquoted_port_mapping(context: AuditContext) -> Iterator[Outcome]:
                     port.loc,
                     name,
                 )
-        if service.ports:
+        if service.ports or service.plain_ports:
             yield Checked(name)
 
 

@@ -15,16 +15,23 @@ _REDIS_URL_HOST = re.compile(r"(?:redis|rediss|sentinel|valkey)://(?:[^@/\s]*@)?
 def broker_services(service: Service, redis_names: list[str]) -> list[str]:
     """Return the Redis services a Celery service uses as its broker.
 
-    A Redis URL in the service's environment names the broker; otherwise the Redis
-    services it depends on; otherwise, when the project has one Redis, that one.
+    A Redis URL in a variable named for the broker (CELERY_BROKER_URL, BROKER_URL,
+    ...) names it; otherwise a Redis URL in any variable except the result
+    backend's; otherwise the Redis services it depends on; otherwise, when the
+    project has one Redis, that one.
     """
-    named = set()
-    for env in (service.container_env or service.environment).values():
-        for host in _REDIS_URL_HOST.findall(env.value or ""):
-            if host in redis_names:
-                named.add(host)
-    if named:
-        return sorted(named)
+    env = service.container_env or service.environment
+    broker_hosts: set[str] = set()
+    other_hosts: set[str] = set()
+    for variable, value in env.items():
+        hosts = {host for host in _REDIS_URL_HOST.findall(value.value or "") if host in redis_names}
+        upper = variable.upper()
+        if "BROKER" in upper:
+            broker_hosts |= hosts
+        elif "BACKEND" not in upper and "RESULT" not in upper:
+            other_hosts |= hosts
+    if broker_hosts or other_hosts:
+        return sorted(broker_hosts or other_hosts)
     depended = sorted(name for name in service.depends_on if name in redis_names)
     if depended:
         return depended

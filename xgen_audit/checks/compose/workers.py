@@ -79,6 +79,10 @@ def _judge_limit(service: Service, limit: Limit | None, what: str, key: str) -> 
         yield Checked(name)
 
 
+# Paths that are the process's own stdout/stderr: Docker collects what is written there.
+_STANDARD_STREAMS = {"/dev/stdout", "/dev/stderr", "/proc/self/fd/1", "/proc/self/fd/2", "/proc/1/fd/1", "/proc/1/fd/2"}
+
+
 @rule("XG501")
 def worker_logfile(context: AuditContext) -> Iterator[Outcome]:
     for processes in context.roles.celery.values():
@@ -90,7 +94,7 @@ def worker_logfile(context: AuditContext) -> Iterator[Outcome]:
                 yield Unknown(process.invocation.unknown_reason, name, process.invocation.loc)
                 continue
             logfile = process.option("logfile")
-            if logfile is None:
+            if logfile is None or logfile.value in _STANDARD_STREAMS:
                 yield Checked(name)
                 continue
             yield Violation(
@@ -121,7 +125,11 @@ def worker_healthcheck_missing(context: AuditContext) -> Iterator[Outcome]:
 
 
 def _dockerfile_has_healthcheck(service: Service, project_dir: Path) -> bool:
-    """Whether the Dockerfile in the service's build context sets a HEALTHCHECK."""
+    """Whether the Dockerfile stage the service builds sets a HEALTHCHECK.
+
+    The stage is `build.target`, else the last one; a stage built FROM an earlier
+    stage inherits that stage's HEALTHCHECK. Base images are not read.
+    """
     if service.build is None:
         return False
     dockerfile = project_dir / service.build.context / (service.build.dockerfile or "Dockerfile")
@@ -129,11 +137,40 @@ def _dockerfile_has_healthcheck(service: Service, project_dir: Path) -> bool:
         lines = dockerfile.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return False
+    stages = _dockerfile_stages(lines)
+    if not stages:
+        return False
+    names = {name: index for index, (name, _base, _check) in enumerate(stages) if name}
+    index = names.get(service.build.target or "", len(stages) - 1)
+    seen: set[int] = set()
+    while index not in seen:
+        seen.add(index)
+        _name, base, healthcheck = stages[index]
+        if healthcheck is not None:
+            return healthcheck
+        if base not in names:
+            return False
+        index = names[base]
+    return False
+
+
+def _dockerfile_stages(lines: list[str]) -> list[tuple[str | None, str, bool | None]]:
+    """Return (stage name, FROM image, HEALTHCHECK state) per stage; state None when unset."""
+    stages: list[tuple[str | None, str, bool | None]] = []
     for line in lines:
         words = line.strip().split()
-        if len(words) >= 2 and words[0].upper() == "HEALTHCHECK":
-            return words[1].upper() != "NONE"
-    return False
+        if not words:
+            continue
+        instruction = words[0].upper()
+        if instruction == "FROM":
+            arguments = [word for word in words[1:] if not word.startswith("--")]
+            base = arguments[0].lower() if arguments else ""
+            name = arguments[2].lower() if len(arguments) >= 3 and arguments[1].upper() == "AS" else None
+            stages.append((name, base, None))
+        elif instruction == "HEALTHCHECK" and len(words) >= 2 and stages:
+            name, base, _state = stages[-1]
+            stages[-1] = (name, base, words[1].upper() != "NONE")
+    return stages
 
 
 @rule("XG503")
