@@ -17,7 +17,8 @@ from pathlib import Path
 
 from xgen_audit.compose.build import build_project
 from xgen_audit.compose.environment import load_container_env
-from xgen_audit.compose.model import StructureProblem
+from xgen_audit.celery_apps import CeleryContext, analyze_python_project, build_celery_context
+from xgen_audit.compose.model import ComposeProject, StructureProblem
 from xgen_audit.compose.stacks import Stack, discover_stacks, load_stack, stack_from_files
 from xgen_audit.discovery import display_path, environment_from_name, is_compose_name, walk_compose_files
 from xgen_audit.engine import AuditContext, iter_rule_ids, registry, run_rules
@@ -41,6 +42,7 @@ class AuditOptions:
     env_files: list[Path] | None = None
     use_environment: bool = False
     stacks: list[Stack] = field(default_factory=list)
+    celery_app: str | None = None
     # Paths the configuration excludes; a file named with -f is still checked.
     excluded: Callable[[Path], bool] = lambda path: False
 
@@ -83,18 +85,21 @@ class AuditResult:
 
 @dataclass(slots=True)
 class _Unit:
-    stack: Stack
+    stack: Stack | None
     named: bool
+    # A folder without compose files whose Celery configuration is checked alone.
+    python_root: Path | None = None
 
 
 def compose_rule_ids(selected: list[str] | None) -> list[str]:
-    catalog = load_catalog()
+    """The selected rules that run on a stack: compose, meta and Celery rules."""
     registered = registry()
-    return [
-        rule_id
-        for rule_id in iter_rule_ids(selected)
-        if catalog[rule_id].area in (Area.COMPOSE, Area.META) and rule_id in registered
-    ]
+    return [rule_id for rule_id in iter_rule_ids(selected) if rule_id in registered]
+
+
+def _wants_celery(rule_ids: list[str]) -> bool:
+    catalog = load_catalog()
+    return any(catalog[rule_id].area is Area.CELERY for rule_id in rule_ids)
 
 
 def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, str]) -> list[_Unit]:
@@ -112,7 +117,8 @@ def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, s
     units = [_Unit(stack, named=True) for stack in options.stacks]
     for path in paths:
         if path.is_dir():
-            units.extend(_folder_units(path, options, environ))
+            folder_units = _folder_units(path, options, environ)
+            units.extend(folder_units or [_Unit(stack=None, named=False, python_root=path)])
         elif not options.excluded(path):
             units.append(_single_unit(path, options))
     return units
@@ -164,7 +170,13 @@ def audit_paths(paths: list[Path], options: AuditOptions) -> AuditResult:
     result = AuditResult()
     seen: set[str] = set()
     for unit in plan_units(paths, options, environ):
-        findings, checks, info = audit_stack(unit.stack, options, environ, named=unit.named)
+        if unit.stack is None:
+            outcome = audit_python_project(unit.python_root, options)
+            if outcome is None:
+                continue
+            findings, checks, info = outcome
+        else:
+            findings, checks, info = audit_stack(unit.stack, options, environ, named=unit.named)
         result.findings.extend(findings)
         result.checks.extend(checks)
         result.units.append(info)
@@ -245,8 +257,42 @@ def audit_stack(
     context = AuditContext(
         compose=project, environment=environment, missing_variables=missing, variables=loaded.variables
     )
+    if _wants_celery(rule_ids):
+        context.celery = build_celery_context(project, context.roles, options.celery_app)
+        info.files.extend(_celery_files(context.celery))
     findings, checks = run_rules(context, rule_ids, first, label)
     return findings, checks, info
+
+
+def audit_python_project(folder: Path, options: AuditOptions) -> tuple[list[Finding], list[Check], UnitInfo] | None:
+    """Check the Celery configuration of a folder that has no compose files; None when it has no app."""
+    rule_ids = [rule_id for rule_id in compose_rule_ids(options.rule_ids) if load_catalog()[rule_id].area is Area.CELERY]
+    if not rule_ids:
+        return None
+    celery = analyze_python_project(folder, options.celery_app)
+    if not celery.apps:
+        return None
+    shown = display_path(folder)
+    project = ComposeProject(files=[], project_dir=folder, root_loc=Loc(shown, 1, 1))
+    context = AuditContext(compose=project, environment=options.environment or "production", celery=celery)
+    findings, checks = run_rules(context, rule_ids, shown, None)
+    info = UnitInfo(
+        name=None,
+        environment=context.environment,
+        files=_celery_files(celery),
+        env_files=[],
+        profiles=[],
+        dropped_services={},
+    )
+    return findings, checks, info
+
+
+def _celery_files(celery: CeleryContext) -> list[str]:
+    files: list[str] = []
+    for app in celery.apps:
+        if app.analysis is not None:
+            files.extend(app.analysis.files_read)
+    return list(dict.fromkeys(files))
 
 
 def _has_services(root) -> bool:
