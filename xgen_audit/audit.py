@@ -19,7 +19,7 @@ from xgen_audit.compose.build import build_project
 from xgen_audit.compose.environment import load_container_env
 from xgen_audit.celery_apps import CeleryContext, analyze_python_project, build_celery_context
 from xgen_audit.compose.model import ComposeProject, StructureProblem
-from xgen_audit.compose.stacks import Stack, discover_stacks, load_stack, stack_from_files
+from xgen_audit.compose.stacks import Stack, discover_stacks, find_base_file, load_stack, stack_from_files
 from xgen_audit.discovery import display_path, environment_from_name, is_compose_name, walk_compose_files
 from xgen_audit.engine import AuditContext, iter_rule_ids, registry, run_rules
 from xgen_audit.findings import Check, Finding, Status
@@ -144,8 +144,16 @@ def _folder_units(root: Path, options: AuditOptions, environ: Mapping[str, str])
                 units.append(_Unit(stack, named=False))
             else:
                 units.append(_Unit(_qualified(stack, folder), named=True))
+        base = find_base_file(Path(folder))
         for file in by_folder[folder]:
-            if os.path.normpath(display_path(file)) not in covered:
+            if os.path.normpath(display_path(file)) in covered:
+                continue
+            if base is not None and base.name != file.name:
+                # Another file beside a base file is an override of it (`-f base -f file`).
+                shown = [display_path(base), display_path(file)]
+                stack = stack_from_files(shown, environment_from_name(file), None, options.profiles)
+                units.append(_Unit(_qualified(stack, folder), named=True))
+            else:
                 units.append(_single_unit(file, options))
     return units
 

@@ -73,3 +73,13 @@ def display_path(path: Path) -> str:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def display_host_path(source: str) -> str:
+    """Show an absolute host path below the current folder as `./relative`, others unchanged."""
+    if not os.path.isabs(source):
+        return source
+    try:
+        return "./" + Path(source).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return source

@@ -38,6 +38,7 @@ class RunRequest:
     stack_names: list[str] = field(default_factory=list)
     honour_suppressions: bool = True
     baseline: Baseline | None = None
+    celery_app: str | None = None
 
 
 @dataclass(slots=True)
@@ -106,6 +107,7 @@ def run(request: RunRequest) -> RunOutcome:
         env_files=request.env_files,
         use_environment=request.use_environment,
         stacks=stacks,
+        celery_app=request.celery_app or settings.celery_app,
         excluded=lambda path: _excluded(path, settings),
     )
     result = audit_paths(paths, options)
@@ -119,7 +121,7 @@ def run(request: RunRequest) -> RunOutcome:
         findings, outcome.suppressed = suppression.kept, suppression.suppressed
         if SUPPRESSION_RULE in rule_ids:
             findings = findings + list(suppression.meta_findings)
-            result.checks.extend(_suppression_checks(result.files, list(suppression.meta_findings)))
+            result.checks.extend(_suppression_checks(result, list(suppression.meta_findings)))
     if request.baseline is not None:
         findings, outcome.baselined, outcome.stale_baseline = filter_with_baseline(
             findings, request.baseline, outcome.files_text, settings.project_root
@@ -152,14 +154,17 @@ def _check_key(rule: str, stack: str | None, file: str) -> tuple[str, str]:
     return (rule, f"stack:{stack}") if stack else (rule, f"file:{file}")
 
 
-def _suppression_checks(files: list[str], findings: list[Finding]) -> list[Check]:
-    """One XG008 verdict per file: fail where a suppression comment is faulty."""
+def _suppression_checks(result: AuditResult, findings: list[Finding]) -> list[Check]:
+    """One XG008 verdict per stack or file: fail where a suppression comment in its files is faulty."""
     meta = load_catalog()[SUPPRESSION_RULE]
     failing = {finding.file for finding in findings if finding.rule == SUPPRESSION_RULE}
-    return [
-        Check(rule=meta.id, name=meta.name, file=name, status=Status.FAIL if name in failing else Status.PASS)
-        for name in sorted(files)
-    ]
+    checks = []
+    for unit in result.units:
+        if not unit.files:
+            continue
+        status = Status.FAIL if failing.intersection(unit.files) else Status.PASS
+        checks.append(Check(rule=meta.id, name=meta.name, file=unit.files[0], status=status, stack=unit.name))
+    return checks
 
 
 def _recount(checks: list[Check], findings: list[Finding], outcome: RunOutcome) -> list[Check]:

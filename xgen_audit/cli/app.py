@@ -93,6 +93,45 @@ def _console(output, color: ColorMode):
     return Console(file=output, highlight=False)
 
 
+class _StdinFile:
+    """Standard input saved to a private temporary folder under the name the user gave.
+
+    The name decides the environment (a `dev` name is development) and appears in
+    every location, so findings read as if the file had been checked in place.
+    """
+
+    def __init__(self, display_name: str):
+        import tempfile
+
+        self.display_name = display_name
+        self.folder = tempfile.TemporaryDirectory(prefix="xgen-audit-stdin-")
+        self.path = Path(self.folder.name) / Path(display_name).name
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+        self.path.write_bytes(data)
+
+    def rename_results(self, outcome) -> None:
+        from xgen_audit.discovery import display_path
+
+        shown = display_path(self.path)
+
+        def rename(item):
+            return item.model_copy(update={"file": self.display_name}) if item.file == shown else item
+
+        result = outcome.result
+        result.findings = [rename(finding) for finding in result.findings]
+        result.checks = [rename(check) for check in result.checks]
+        result.files = [self.display_name if name == shown else name for name in result.files]
+        for unit in result.units:
+            unit.files = [self.display_name if name == shown else name for name in unit.files]
+
+    def close(self) -> None:
+        self.folder.cleanup()
+
+
+def _stdin_to_temporary_file(display_name: str) -> _StdinFile:
+    return _StdinFile(display_name)
+
+
 def _split_selectors(values: list[str] | None) -> list[str] | None:
     """Accept `--select XG1,XG2` as well as repeated `--select` options."""
     if values is None:
@@ -166,6 +205,14 @@ def check(
         bool, typer.Option("--no-inline-suppressions", help="Ignore `# xgen-audit: ignore` comments.")
     ] = False,
     exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit with 0 even when findings fail the run.")] = False,
+    celery_app: Annotated[
+        Optional[str],
+        typer.Option("--celery-app", help="The Celery app as `package.module:app`, found under the project (never imported)."),
+    ] = None,
+    stdin_filename: Annotated[
+        Optional[str],
+        typer.Option("--stdin-filename", help="With PATH `-`: the file name to report and to guess the environment from."),
+    ] = None,
 ) -> None:
     """Check compose stacks and files; report findings, a checklist per stack or file, and counts."""
     from xgen_audit.baseline import BaselineError, load_baseline, write_baseline
@@ -174,6 +221,14 @@ def check(
     from xgen_audit.rules_meta import load_catalog
 
     targets = list(paths or [])
+    stdin_file = None
+    if any(str(target) == "-" for target in targets):
+        if len(targets) > 1 or files:
+            raise _usage_error("`-` reads one compose document from stdin and cannot be combined with other paths")
+        stdin_file = _stdin_to_temporary_file(stdin_filename or "compose.yaml")
+        targets = [stdin_file.path]
+    elif stdin_filename is not None:
+        raise _usage_error("--stdin-filename only applies when PATH is `-`")
     for target in [*targets, *(files or []), *(env_files or [])]:
         if not target.exists():
             raise _usage_error(f"path not found: {target}")
@@ -209,11 +264,17 @@ def check(
         stack_names=list(stack_names or []),
         honour_suppressions=not no_suppressions,
         baseline=baseline,
+        celery_app=celery_app,
     )
     try:
         outcome = run(request)
     except UnknownStack as error:
         raise _usage_error(str(error)) from None
+    finally:
+        if stdin_file is not None:
+            stdin_file.close()
+    if stdin_file is not None:
+        stdin_file.rename_results(outcome)
     result = outcome.result
     if not result.units:
         logging.getLogger("xgen_audit").warning("no compose files found in %s", ", ".join(map(str, targets or ["."])))

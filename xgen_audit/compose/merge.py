@@ -152,8 +152,13 @@ def _merge_maps(base: YMap, override: YMap, path: Path_, problems: list[MergePro
             entries[key] = YEntry(key, entry.key_loc, strip_tags(entry.value))
             continue
         merged = merge_nodes(previous.value, entry.value, path + (key,), problems)
-        # The key position follows the file that wrote the value that won.
-        key_loc = entry.key_loc if merged is not previous.value else previous.key_loc
+        # A merged mapping (a service, `deploy`) keeps the position where it was first
+        # defined; any other value's key follows the file that wrote the value that won.
+        both_maps = isinstance(previous.value, YMap) and isinstance(entry.value, YMap) and entry.value.tag != TAG_OVERRIDE
+        if both_maps or merged is previous.value:
+            key_loc = previous.key_loc
+        else:
+            key_loc = entry.key_loc
         entries[key] = YEntry(key, key_loc, merged)
     return YMap(entries=entries, loc=base.loc, tag=TAG_MAP)
 
@@ -861,7 +866,8 @@ def _extends_target(extends: YNode | None) -> tuple[str | None, str | None, Loc]
 def _absolute(text: str, base_dir: Path) -> str:
     if text.startswith("~") or os.path.isabs(text) or "://" in text:
         return text
-    return os.path.normpath(os.path.join(str(base_dir), text))
+    # Compose makes these paths absolute; a relative result would read as a volume name.
+    return os.path.abspath(os.path.join(str(base_dir), text))
 
 
 def _with_value(node: YScalar, value: str) -> YScalar:

@@ -323,13 +323,40 @@ def give_trailing(node: Any, text: str) -> None:
 
 
 def append_key(document: Document, path: Path_, key: str, value: Any, blank_line: bool = False) -> None:
-    """Add `key: value` at the end of the mapping at `path`, keeping the comments that followed it."""
+    """Add `key: value` at the end of the mapping at `path`, keeping the comments that followed it.
+
+    Comments indented deeper than the mapping's keys that come right after its
+    last value belong to that value and stay; the rest move after the new key.
+    """
     mapping = child(document, path)
     trailing = take_trailing(mapping)
+    inner, trailing = _split_inner(trailing, _key_indent(mapping))
+    give_trailing(mapping, inner)
     if blank_line:
         give_trailing(mapping, "\n")
     mapping[key] = value
     give_trailing(mapping, trailing)
+
+
+def _key_indent(mapping: CommentedMap) -> int:
+    keys = own_keys(mapping)
+    try:
+        return mapping.lc.key(keys[0])[1]
+    except (IndexError, KeyError, TypeError, AttributeError):
+        return 0
+
+
+def _split_inner(text: str, indent: int) -> tuple[str, str]:
+    lines = text.split("\n")
+    count = 0
+    for line in lines[:-1]:
+        stripped = line.lstrip(" ")
+        if not stripped.startswith("#") or len(line) - len(stripped) <= indent:
+            break
+        count += 1
+    if count == 0:
+        return "", text
+    return "\n".join(lines[:count]) + "\n", "\n".join(lines[count:])
 
 
 def remove_key(document: Document, path: Path_, key: str, trailing: str = "") -> None:

@@ -19,7 +19,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from ruamel.yaml import YAML, events
+from ruamel.yaml import events
+from ruamel.yaml.cyaml import CParser
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from xgen_audit.parse.tree import (
@@ -65,8 +66,15 @@ _FLOAT_RE = re.compile(
 )
 
 
+# Every null, bool, int and float form starts with one of these characters (or is
+# empty), so any other first character means a string without trying the patterns.
+_NON_STRING_START = frozenset("~nNtTfF0123456789+-.")
+
+
 def resolve_plain(text: str) -> tuple[object, str]:
     """Return the value and tag of a plain (unquoted) scalar."""
+    if text and text[0] not in _NON_STRING_START:
+        return text, TAG_STR
     if _NULL_RE.match(text):
         return None, TAG_NULL
     if _BOOL_RE.match(text):
@@ -161,6 +169,16 @@ class _TreeBuilder:
         self.sizes: dict[int, int] = {}
         self.stack: list[_Frame] = []
         self.root: YNode | None = None
+        # Dispatch on the event's exact class: the C parser creates only these classes,
+        # and one dict lookup per event is cheaper than a chain of isinstance checks.
+        self.handlers = {
+            events.ScalarEvent: self.add_scalar,
+            events.MappingStartEvent: self.start_collection,
+            events.SequenceStartEvent: self.start_collection,
+            events.MappingEndEvent: self.end_collection,
+            events.SequenceEndEvent: self.end_collection,
+            events.AliasEvent: self.add_alias,
+        }
 
     def loc(self, mark) -> Loc:
         return Loc(self.filename, mark.line + 1, mark.column + 1)
@@ -237,38 +255,42 @@ class _TreeBuilder:
         mapping.entries = merged
 
     def feed(self, event) -> None:
-        if isinstance(event, events.ScalarEvent):
-            self.add_scalar(event)
-        elif isinstance(event, (events.MappingStartEvent, events.SequenceStartEvent)):
-            if len(self.stack) >= MAX_DEPTH:
-                raise YamlReadError(
-                    f"the document nests deeper than {MAX_DEPTH} levels",
-                    event.start_mark.line + 1,
-                    event.start_mark.column + 1,
-                )
-            loc = self.loc(event.start_mark)
-            if isinstance(event, events.MappingStartEvent):
-                node: YMap | YSeq = YMap(loc=loc, tag=_collection_tag(event.tag, TAG_MAP))
-            else:
-                node = YSeq(loc=loc, tag=_collection_tag(event.tag, TAG_SEQ))
-            self.stack.append(_Frame(node, event.anchor))
-        elif isinstance(event, (events.MappingEndEvent, events.SequenceEndEvent)):
-            frame = self.stack.pop()
-            if isinstance(frame.node, YMap):
-                self.finish_mapping(frame)
-            if frame.anchor is not None:
-                self.anchors[frame.anchor] = frame.node
-                self.sizes[id(frame.node)] = frame.size
-            self.add(frame.node, frame.size, event.start_mark)
-        elif isinstance(event, events.AliasEvent):
-            target = self.anchors.get(event.anchor)
-            if target is None:
-                raise YamlReadError(
-                    f"alias *{event.anchor} refers to an unknown or unfinished anchor",
-                    event.start_mark.line + 1,
-                    event.start_mark.column + 1,
-                )
-            self.add(target, self.sizes.get(id(target), 1), event.start_mark)
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def start_collection(self, event) -> None:
+        if len(self.stack) >= MAX_DEPTH:
+            raise YamlReadError(
+                f"the document nests deeper than {MAX_DEPTH} levels",
+                event.start_mark.line + 1,
+                event.start_mark.column + 1,
+            )
+        loc = self.loc(event.start_mark)
+        if isinstance(event, events.MappingStartEvent):
+            node: YMap | YSeq = YMap(loc=loc, tag=_collection_tag(event.tag, TAG_MAP))
+        else:
+            node = YSeq(loc=loc, tag=_collection_tag(event.tag, TAG_SEQ))
+        self.stack.append(_Frame(node, event.anchor))
+
+    def end_collection(self, event) -> None:
+        frame = self.stack.pop()
+        if isinstance(frame.node, YMap):
+            self.finish_mapping(frame)
+        if frame.anchor is not None:
+            self.anchors[frame.anchor] = frame.node
+            self.sizes[id(frame.node)] = frame.size
+        self.add(frame.node, frame.size, event.start_mark)
+
+    def add_alias(self, event) -> None:
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            raise YamlReadError(
+                f"alias *{event.anchor} refers to an unknown or unfinished anchor",
+                event.start_mark.line + 1,
+                event.start_mark.column + 1,
+            )
+        self.add(target, self.sizes.get(id(target), 1), event.start_mark)
 
     def add_scalar(self, event) -> None:
         loc = self.loc(event.start_mark)
@@ -313,21 +335,24 @@ class ParsedYaml:
 
 def parse_yaml_text(text: str, filename: str) -> ParsedYaml:
     """Parse YAML text into a located tree (the first document)."""
-    yaml = YAML(typ="safe", pure=False)
     builder: _TreeBuilder | None = None
     documents = 0
     root: YNode | None = None
+    # The C parser is used on its own: going through YAML().parse builds a loader
+    # class on every call, which costs more than parsing a typical compose file.
+    parser = CParser(text)
     try:
-        for event in yaml.parse(text):
-            if isinstance(event, events.DocumentStartEvent):
+        while parser.check_event():
+            event = parser.get_event()
+            kind = type(event)
+            if kind is events.DocumentStartEvent:
                 documents += 1
                 builder = _TreeBuilder(filename) if documents == 1 else None
-            elif builder is not None and not isinstance(
-                event, (events.DocumentEndEvent, events.StreamStartEvent, events.StreamEndEvent)
-            ):
+            elif kind is events.DocumentEndEvent:
+                if builder is not None:
+                    root = builder.root
+            elif builder is not None:
                 builder.feed(event)
-            elif isinstance(event, events.DocumentEndEvent) and builder is not None:
-                root = builder.root
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         message = _yaml_error_message(error, text, mark)
@@ -336,6 +361,8 @@ def parse_yaml_text(text: str, filename: str) -> ParsedYaml:
         raise YamlReadError(message, mark.line + 1, mark.column + 1) from None
     except YAMLError as error:
         raise YamlReadError(str(error).strip() or "invalid YAML") from None
+    finally:
+        parser.dispose()
     return ParsedYaml(root=root, text=text, document_count=documents)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
+from xgen_audit.discovery import display_host_path
 from xgen_audit.engine import AuditContext, Checked, Outcome, Unknown, Violation, rule
 from xgen_audit.findings import Severity
 
@@ -23,7 +24,7 @@ def bind_mount_in_production(context: AuditContext) -> Iterator[Outcome]:
                 yield Unknown(f"volume `{mount.raw}` depends on unset variables ({variables})", name, mount.loc)
             elif mount.type == "bind":
                 yield Violation(
-                    f"service `{name}` bind-mounts host path `{mount.source}` at {mount.target}",
+                    f"service `{name}` bind-mounts host path `{display_host_path(mount.source)}` at {mount.target}",
                     mount.loc,
                     name,
                     _dev_severity(context),
@@ -45,7 +46,8 @@ def dotenv_mounted(context: AuditContext) -> Iterator[Outcome]:
                 continue
             if is_dotenv(mount.source) or (mount.target and is_dotenv(mount.target)):
                 yield Violation(
-                    f"service `{name}` mounts dotenv file `{mount.source}` into the container at {mount.target}",
+                    f"service `{name}` mounts dotenv file `{display_host_path(mount.source)}` into the container "
+                    f"at {mount.target}",
                     mount.loc,
                     name,
                     _dev_severity(context),

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from xgen_audit.compose.model import Mount, Service
 from xgen_audit.compose.syntax import is_all_interfaces, is_loopback
+from xgen_audit.discovery import display_host_path
 from xgen_audit.engine import AuditContext, Checked, Outcome, Unknown, Violation, rule
 from xgen_audit.findings import Severity
 
@@ -50,7 +51,8 @@ def _judge_redis_mount(service: Service, data_dir: str, mount: Mount | None) -> 
         yield Checked(name)
     elif mount.type == "bind":
         yield Violation(
-            f"Redis service `{name}` keeps {data_dir} in host directory `{mount.source}` instead of a named volume",
+            f"Redis service `{name}` keeps {data_dir} in host directory `{display_host_path(mount.source)}` "
+            "instead of a named volume",
             mount.loc,
             name,
         )
@@ -114,8 +116,8 @@ def _judge_port(context: AuditContext, name: str, port) -> Iterator[Outcome]:
             Severity.ERROR,
         )
         return
-    published = port.published or "a random port"
     if is_loopback(port.host_ip):
+        published = port.published or "a random port"
         yield Violation(
             f"Redis service `{name}` publishes {port.target} on {port.host_ip}:{published} (loopback only)",
             port.loc,
@@ -123,13 +125,15 @@ def _judge_port(context: AuditContext, name: str, port) -> Iterator[Outcome]:
             Severity.WARNING if context.is_production else Severity.INFO,
         )
     elif is_all_interfaces(port.host_ip):
+        host_port = f"host port {port.published}" if port.published else "a random host port"
         yield Violation(
-            f"Redis service `{name}` publishes {port.target} as host port {published} on all interfaces",
+            f"Redis service `{name}` publishes {port.target} as {host_port} on all interfaces",
             port.loc,
             name,
             Severity.ERROR,
         )
     else:
+        published = port.published or "a random port"
         yield Violation(
             f"Redis service `{name}` publishes {port.target} on host address {port.host_ip}:{published}",
             port.loc,

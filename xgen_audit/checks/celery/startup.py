@@ -1,0 +1,57 @@
+"""Startup rules: the worker's first connection to the broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from xgen_audit.checks.celery.common import ReadApp, deduplicated, label, origin, readable_apps, show, unknown_setting
+from xgen_audit.engine import AuditContext, Checked, Outcome, Violation, rule
+
+
+@rule("XG201")
+def broker_retry_on_startup(context: AuditContext) -> Iterator[Outcome]:
+    for read in readable_apps(context):
+        if isinstance(read, ReadApp):
+            yield from deduplicated(_judge_retry_on_startup(read))
+        else:
+            yield read
+
+
+def _judge_retry_on_startup(read: ReadApp) -> Iterator[Outcome]:
+    analysis = read.analysis
+    setting = analysis.get("broker_connection_retry_on_startup")
+    name = label(analysis, "broker_connection_retry_on_startup")
+    if not setting.known:
+        yield unknown_setting(read, "broker_connection_retry_on_startup")
+        return
+
+    # Celery tests the value for truth (`not conf.broker_connection_retry_on_startup`), as here.
+    if setting.value is not None and setting.value:
+        yield Checked(read.service)
+        return
+
+    if setting.value is not None:
+        yield Violation(
+            f"`{name}` is {show(setting.value)}{origin(setting)}, so the worker makes one attempt "
+            "to connect to the broker at startup and exits when the broker is not reachable yet",
+            setting.loc,
+            read.service,
+        )
+        return
+
+    # Unset: Celery 5.5 and later fall back to broker_connection_retry and warn only when it is off.
+    retry = analysis.get("broker_connection_retry")
+    retry_name = label(analysis, "broker_connection_retry")
+    if not retry.known:
+        consequence = f"the first connection depends on `{retry_name}`, whose value is not known ({retry.reason})"
+    elif retry.value:
+        consequence = (
+            f"the worker retries its first broker connection only because `{retry_name}` is "
+            f"{show(retry.value)}{origin(retry)}, which Celery 6.0 plans to stop reading at startup"
+        )
+    else:
+        consequence = (
+            f"`{retry_name}` is {show(retry.value)}{origin(retry)}: the worker makes one attempt to connect "
+            "to the broker at startup and Celery emits a CPendingDeprecationWarning"
+        )
+    yield Violation(f"`{name}` is not set, so {consequence}", setting.loc, read.service)

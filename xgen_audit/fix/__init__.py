@@ -1,0 +1,21 @@
+"""Automatic fixes (`check --fix`, `--unsafe-fixes`, `--diff`) and the production override (`init production`).
+
+plan_fixes(findings, unsafe, files_text) -> list[FileEdit]
+unified_diff(edits) -> str             (for --diff; writes nothing)
+apply_edits(edits) -> FixReport        (atomic writes, rechecked with the rules)
+"""
+
+from xgen_audit.fix.model import AppliedFix, FileEdit, FileSkipped, FixReport, SkippedFix
+from xgen_audit.fix.planner import apply_edits, fix_safety, plan_fixes, unified_diff
+
+__all__ = [
+    "AppliedFix",
+    "FileEdit",
+    "FileSkipped",
+    "FixReport",
+    "SkippedFix",
+    "apply_edits",
+    "fix_safety",
+    "plan_fixes",
+    "unified_diff",
+]
