@@ -115,12 +115,19 @@ def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, s
         stack = stack_from_files([display_path(path) for path in options.files], environment, env_files, options.profiles)
         return [_Unit(stack, named=True)]
     units = [_Unit(stack, named=True) for stack in options.stacks]
+    python_files = []
     for path in paths:
         if path.is_dir():
             folder_units = _folder_units(path, options, environ)
             units.extend(folder_units or [_Unit(stack=None, named=False, python_root=path)])
+        elif path.suffix == ".py":
+            python_files.append(path)
         elif not options.excluded(path):
             units.append(_single_unit(path, options))
+    if python_files and not units:
+        # A Celery module named alone (as a pre-commit hook passes changed files): the
+        # app it belongs to is found from the current folder, the project root.
+        units.append(_Unit(stack=None, named=False, python_root=Path(".")))
     return units
 
 

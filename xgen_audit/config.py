@@ -79,17 +79,36 @@ def _check_selectors(selectors: Iterable[str], info: ValidationInfo) -> None:
 class FileConfig(_TomlModel):
     """The keys of `[tool.xgen-audit]` or `.xgen-audit.toml`; None means the key is not set."""
 
-    select: list[str] | None = None
-    ignore: list[str] | None = None
-    extend_select: list[str] | None = None
-    severity: dict[str, Severity] | None = None
-    fail_on: Severity | None = None
-    per_file_ignores: dict[str, list[str]] | None = None
-    exclude: list[str] | None = None
-    env: Environment | None = None
-    stacks: dict[str, StackConfig] | None = None
-    max_file_size: Annotated[int, Strict(), Field(gt=0)] | None = None
-    celery_app: str | None = None
+    select: list[str] | None = Field(
+        default=None, description="Rules to run: ids, prefixes such as `XG1`, or `ALL` (default `ALL`)."
+    )
+    ignore: list[str] | None = Field(default=None, description="Rules not to run: ids or prefixes.")
+    extend_select: list[str] | None = Field(
+        default=None, description="Rules to run in addition to `select`: ids or prefixes."
+    )
+    severity: dict[str, Severity] | None = Field(
+        default=None, description="Severity per rule id (`error`, `warning`, `info`), replacing the default."
+    )
+    fail_on: Severity | None = Field(
+        default=None, description="Lowest severity that makes the run exit with 1 (default `warning`)."
+    )
+    per_file_ignores: dict[str, list[str]] | None = Field(
+        default=None, description="Glob (relative to the project root) to the rule ids or prefixes ignored there."
+    )
+    exclude: list[str] | None = Field(default=None, description="Globs of files and folders not to check.")
+    env: Environment | None = Field(
+        default=None, description="Check every stack and file as `production` or `development` (default: from names)."
+    )
+    stacks: dict[str, StackConfig] | None = Field(
+        default=None,
+        description="Named stacks: `files` merged in order, `env`, `env-files`, `profiles`; checked when no path is given.",
+    )
+    max_file_size: Annotated[int, Strict(), Field(gt=0)] | None = Field(
+        default=None, description="Largest file read, in bytes (default 10485760); larger files are an XG001 finding."
+    )
+    celery_app: str | None = Field(
+        default=None, description="The Celery app (`package.module:app`) when no worker command names it."
+    )
 
     @field_validator("select", "ignore", "extend_select")
     @classmethod

@@ -8,6 +8,8 @@ from xgen_audit.rules_meta import RuleMeta, load_catalog
 
 TABLE_START = "<!-- rules-table:start -->"
 TABLE_END = "<!-- rules-table:end -->"
+CONFIG_START = "<!-- config-table:start -->"
+CONFIG_END = "<!-- config-table:end -->"
 
 
 def rule_page(meta: RuleMeta) -> str:
@@ -49,6 +51,44 @@ def rules_table(catalog: dict[str, RuleMeta]) -> str:
     return "\n".join(rows)
 
 
+def config_table() -> str:
+    """Return the Markdown reference of the configuration keys, from the pydantic model."""
+    from xgen_audit.config import FileConfig
+
+    schema = FileConfig.model_json_schema(by_alias=True)
+    definitions = schema.get("$defs", {})
+    rows = [CONFIG_START, "| key | type | meaning |", "|---|---|---|"]
+    for key, prop in schema["properties"].items():
+        rows.append(f"| `{key}` | {_schema_type(prop, definitions)} | {prop.get('description', '')} |")
+    rows.append(CONFIG_END)
+    return "\n".join(rows)
+
+
+def _schema_type(prop: dict, definitions: dict) -> str:
+    """Name a JSON-schema type the way a TOML user reads it."""
+    options = [item for item in prop.get("anyOf", [prop]) if item.get("type") != "null"]
+    if not options:
+        return "any"
+    item = options[0]
+    if "$ref" in item:
+        item = definitions.get(item["$ref"].split("/")[-1], {})
+    if "enum" in item:
+        return "one of " + ", ".join(f"`{value}`" for value in item["enum"])
+    kind = item.get("type")
+    if kind == "array":
+        return "list of " + _schema_type(item.get("items", {}), definitions).replace("string", "strings")
+    if kind == "object":
+        return "table"
+    return {"string": "string", "integer": "integer", "boolean": "boolean"}.get(kind, str(kind))
+
+
+def _replace_between(text: str, start_marker: str, end_marker: str, content: str, where: Path) -> str:
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < 0:
+        raise ValueError(f"{where} has no {start_marker} ... {end_marker} markers")
+    return text[:start] + content + text[end + len(end_marker):]
+
+
 def write_docs(root: Path) -> list[Path]:
     """Write docs/rules/<ID>.md and the README's rule table; return the files changed."""
     catalog = load_catalog()
@@ -61,10 +101,8 @@ def write_docs(root: Path) -> list[Path]:
             changed.append(page)
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
-    start, end = text.find(TABLE_START), text.find(TABLE_END)
-    if start < 0 or end < 0:
-        raise ValueError(f"{readme} has no {TABLE_START} ... {TABLE_END} markers")
-    updated = text[:start] + rules_table(catalog) + text[end + len(TABLE_END):]
+    updated = _replace_between(text, TABLE_START, TABLE_END, rules_table(catalog), readme)
+    updated = _replace_between(updated, CONFIG_START, CONFIG_END, config_table(), readme)
     if _write_if_changed(readme, updated):
         changed.append(readme)
     return changed

@@ -137,7 +137,26 @@ def load_document(text: str) -> Document:
         raise EditError(f"ruamel.yaml cannot load the file for editing: {error}".splitlines()[0]) from None
     if not isinstance(root, CommentedMap):
         raise EditError("the file's top level is not a mapping")
+    _keep_anchors(root)
     return Document(root=root, text=plain, layout=layout)
+
+
+def _keep_anchors(root: Any) -> None:
+    """Mark every anchor to be written again; ruamel drops anchors that no alias uses."""
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        name = anchor_name(node)
+        if name is not None and hasattr(node, "yaml_set_anchor"):
+            node.yaml_set_anchor(name, always_dump=True)
+        if isinstance(node, CommentedMap):
+            pending.extend(value for _key, value in node.non_merged_items())
+        elif isinstance(node, CommentedSeq):
+            pending.extend(node)
 
 
 def dump_document(document: Document) -> str:

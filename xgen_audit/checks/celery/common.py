@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,19 @@ def readable_apps(context: AuditContext, roles: tuple[str, ...] | None = ("worke
             yield ReadApp(app, app.analysis, service)
 
 
+def judge_apps(
+    context: AuditContext, judge: Callable[[ReadApp], Iterable[Outcome]], roles: tuple[str, ...] | None = ("worker",)
+) -> Iterator[Outcome]:
+    """Run `judge` on every readable app run in `roles`, passing on the reasons others cannot be judged."""
+    outcomes: list[Outcome] = []
+    for read in readable_apps(context, roles):
+        if isinstance(read, ReadApp):
+            outcomes.extend(judge(read))
+        else:
+            outcomes.append(read)
+    yield from deduplicated(outcomes)
+
+
 def missing_app_reason(analysis: CeleryAnalysis) -> str:
     for problem in analysis.problems:
         if problem.kind in _NO_APP_PROBLEMS:
@@ -113,13 +126,18 @@ def show(value: Any) -> str:
     return str(value)
 
 
-def origin(setting: SettingValue) -> str:
-    """Return ` (from VAR)` or ` (from VAR, default X)` for a value read from the environment."""
+def source_words(setting: SettingValue) -> str | None:
+    """Return "from VAR" or "from VAR, default X" for a value read from the environment, else None."""
     if setting.env_var is None:
-        return ""
+        return None
     if setting.from_default_of_env:
-        return f" (from {setting.env_var}, default {show(setting.value)})"
-    return f" (from {setting.env_var})"
+        return f"from {setting.env_var}, default {show(setting.value)}"
+    return f"from {setting.env_var}"
+
+
+def origin(setting: SettingValue) -> str:
+    words = source_words(setting)
+    return f" ({words})" if words else ""
 
 
 def state(analysis: CeleryAnalysis, name: str) -> str:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from xgen_audit.checks.celery.common import ReadApp, deduplicated, label, origin, readable_apps, show, unknown_setting
+from xgen_audit.checks.celery.common import (
+    ReadApp,
+    judge_apps,
+    label,
+    origin,
+    show,
+    source_words,
+    unknown_setting,
+)
 from xgen_audit.engine import AuditContext, Checked, Outcome, Violation, rule
 
 
 @rule("XG201")
 def broker_retry_on_startup(context: AuditContext) -> Iterator[Outcome]:
-    for read in readable_apps(context):
-        if isinstance(read, ReadApp):
-            yield from deduplicated(_judge_retry_on_startup(read))
-        else:
-            yield read
+    yield from judge_apps(context, _judge_retry_on_startup)
 
 
 def _judge_retry_on_startup(read: ReadApp) -> Iterator[Outcome]:
@@ -42,16 +46,15 @@ def _judge_retry_on_startup(read: ReadApp) -> Iterator[Outcome]:
     # Unset: Celery 5.5 and later fall back to broker_connection_retry and warn only when it is off.
     retry = analysis.get("broker_connection_retry")
     retry_name = label(analysis, "broker_connection_retry")
+    follows = f"`{name}` is not set, so whether the worker retries its first broker connection follows `{retry_name}`"
     if not retry.known:
-        consequence = f"the first connection depends on `{retry_name}`, whose value is not known ({retry.reason})"
+        message = f"{follows}, whose value is not known ({retry.reason})"
     elif retry.value:
-        consequence = (
-            f"the worker retries its first broker connection only because `{retry_name}` is "
-            f"{show(retry.value)}{origin(retry)}, which Celery 6.0 plans to stop reading at startup"
-        )
+        details = [show(retry.value), "Celery's default" if retry.source == "default" else source_words(retry)]
+        message = f"{follows} ({', '.join(item for item in details if item)})"
     else:
-        consequence = (
-            f"`{retry_name}` is {show(retry.value)}{origin(retry)}: the worker makes one attempt to connect "
-            "to the broker at startup and Celery emits a CPendingDeprecationWarning"
+        message = (
+            f"`{name}` is not set and `{retry_name}` is {show(retry.value)}{origin(retry)}, so the worker makes "
+            "one attempt to connect to the broker at startup and Celery emits a CPendingDeprecationWarning"
         )
-    yield Violation(f"`{name}` is not set, so {consequence}", setting.loc, read.service)
+    yield Violation(message, setting.loc, read.service)
