@@ -213,6 +213,13 @@ def check(
         Optional[str],
         typer.Option("--stdin-filename", help="With PATH `-`: the file name to report and to guess the environment from."),
     ] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the safe fixes, then report what is left.")] = False,
+    unsafe_fixes: Annotated[
+        bool, typer.Option("--unsafe-fixes", help="With --fix or --diff: include fixes that change behaviour.")
+    ] = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="Print the unified diff of what --fix would change; change nothing.")
+    ] = False,
 ) -> None:
     """Check compose stacks and files; report findings, a checklist per stack or file, and counts."""
     from xgen_audit.baseline import BaselineError, load_baseline, write_baseline
@@ -229,6 +236,8 @@ def check(
         targets = [stdin_file.path]
     elif stdin_filename is not None:
         raise _usage_error("--stdin-filename only applies when PATH is `-`")
+    if stdin_file is not None and (fix or diff):
+        raise _usage_error("--fix and --diff need files on disk, not standard input")
     for target in [*targets, *(files or []), *(env_files or [])]:
         if not target.exists():
             raise _usage_error(f"path not found: {target}")
@@ -279,6 +288,10 @@ def check(
     if not result.units:
         logging.getLogger("xgen_audit").warning("no compose files found in %s", ", ".join(map(str, targets or ["."])))
 
+    if fix or diff:
+        outcome = _fix(request, outcome, unsafe_fixes, diff)
+        result = outcome.result
+
     if write_baseline_file is not None:
         try:
             written = write_baseline(result.findings, write_baseline_file, outcome.files_text, settings.project_root)
@@ -294,6 +307,28 @@ def check(
             "baseline entry no longer occurs: %s in %s (service %s)", entry.rule, entry.file, entry.service or "-"
         )
     raise typer.Exit(exit_code)
+
+
+def _fix(request, outcome, unsafe: bool, diff_only: bool):
+    """Apply (or with diff_only, print) the fixes; return the outcome of a fresh check."""
+    from xgen_audit.fix import apply_edits, plan_fixes, unified_diff
+    from xgen_audit.pipeline import run
+
+    edits = plan_fixes(outcome.result.findings, unsafe=unsafe, files_text=outcome.files_text)
+    if diff_only:
+        text = unified_diff(edits)
+        typer.echo(text, nl=False)
+        raise typer.Exit(EXIT_FINDINGS if text else EXIT_OK)
+    report = apply_edits(edits)
+    log = logging.getLogger("xgen_audit")
+    for path in report.written:
+        log.warning("fixed %s", path)
+    for skipped in report.skipped:
+        log.warning("left %s unchanged: %s", skipped.path, skipped.reason)
+    for item in report.not_fixed:
+        log.info("%s %s:%s not fixed: %s", item.finding.rule, item.finding.file, item.finding.line, item.reason)
+    typer.echo(f"{len(report.fixed)} fixed, {len(report.not_fixed)} not fixed", err=True)
+    return run(request)
 
 
 def _render(outcome, output_format: OutputFormat, catalog, exit_code: int) -> str:
@@ -371,6 +406,15 @@ def show_rule(rule_id: Annotated[str, typer.Argument(help="A rule id such as XG1
     if meta is None:
         raise _usage_error(f"unknown rule {rule_id!r}; `xgen-audit rules` lists the rules")
     typer.echo(rule_page(meta), nl=False)
+
+
+def _register_init() -> None:
+    from xgen_audit.cli.init_cmd import init_app
+
+    app.add_typer(init_app, name="init")
+
+
+_register_init()
 
 
 def main() -> None:

@@ -39,7 +39,6 @@ from xgen_audit.fix.yamldoc import (
     own_keys,
     remove_item,
     remove_key,
-    span,
     tail_region,
     take_trailing,
 )
@@ -406,4 +405,4 @@ FIXERS: dict[str, Fixer] = {
     "XG202": fix_broker_readiness,
 }
 
-__all__ = ["FIXERS", "FileContext", "FixResult", "span"]
+__all__ = ["FIXERS", "FileContext", "FixResult", "REDIS_HEALTHCHECK_TEST", "REDIS_HEALTHCHECK_TIMING"]

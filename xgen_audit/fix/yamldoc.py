@@ -30,12 +30,12 @@ _DASH_LINE = re.compile(r"^( *)- ")
 
 
 class EditError(Exception):
-    """A fix that cannot be made safely; the message says why and what to do instead."""
+    """A fix that cannot be made safely. The message gives the reason and what to do instead."""
 
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """How a file is written: indentation, line endings and the edges of the text."""
+    """The writing style of a file: indentation, line endings, BOM, final newline and `---`."""
 
     mapping: int = 2
     sequence: int = 4
@@ -256,7 +256,7 @@ def tail_region(document: Document, path: Path_) -> tuple[int, int]:
     if not written:
         return span(document, path)
     _start, end = span(document, (*path, written[-1]))
-    last_start, last_end = content_span(document, (*path, written[-1]))
+    _last_start, last_end = content_span(document, (*path, written[-1]))
     return last_end, end
 
 
