@@ -49,7 +49,7 @@ class AuditOptions:
 
 @dataclass(slots=True)
 class UnitInfo:
-    """What one checked unit was built from, for the report."""
+    """The files, environment and profiles one checked unit was built from, for the report."""
 
     name: str | None
     environment: str
@@ -92,7 +92,7 @@ class _Unit:
 
 
 def compose_rule_ids(selected: list[str] | None) -> list[str]:
-    """The selected rules that run on a stack: compose, meta and Celery rules."""
+    """Return the selected rules that run on a stack: compose, meta and Celery rules."""
     registered = registry()
     return [rule_id for rule_id in iter_rule_ids(selected) if rule_id in registered]
 

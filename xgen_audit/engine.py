@@ -48,7 +48,7 @@ Outcome = Union[Violation, Unknown, Checked]
 
 @dataclass
 class AuditContext:
-    """What a rule may read: the compose model, its environment, parse errors, Celery config."""
+    """Everything a rule may read: the compose model, its environment, parse errors, Celery config."""
 
     compose: "ComposeProject"
     environment: str = "production"

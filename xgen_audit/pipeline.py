@@ -155,7 +155,7 @@ def _check_key(rule: str, stack: str | None, file: str) -> tuple[str, str]:
 
 
 def _suppression_checks(result: AuditResult, findings: list[Finding]) -> list[Check]:
-    """One XG008 verdict per stack or file: fail where a suppression comment in its files is faulty."""
+    """Return one XG008 verdict per stack or file: fail where a suppression comment in its files is faulty."""
     meta = load_catalog()[SUPPRESSION_RULE]
     failing = {finding.file for finding in findings if finding.rule == SUPPRESSION_RULE}
     checks = []
@@ -170,7 +170,7 @@ def _suppression_checks(result: AuditResult, findings: list[Finding]) -> list[Ch
 def _recount(checks: list[Check], findings: list[Finding], outcome: RunOutcome) -> list[Check]:
     """Make each check's verdict match the findings left after suppressions and the baseline.
 
-    A rule that failed only through findings a user silenced passes, and says so.
+    A rule that failed only through findings a user silenced passes, with a reason that counts them.
     """
     remaining = {_check_key(finding.rule, finding.stack, finding.file) for finding in findings}
     silenced: dict[tuple[str, str], int] = {}

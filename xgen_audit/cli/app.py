@@ -243,7 +243,11 @@ def check(
             raise _usage_error(f"path not found: {target}")
 
     try:
-        start = targets[0] if targets else (files[0] if files else Path("."))
+        start = Path(".")
+        if targets:
+            start = targets[0]
+        elif files:
+            start = files[0]
         settings = load_settings(start=start, config_file=config_file, isolated=isolated)
         settings = apply_cli_overrides(
             settings,

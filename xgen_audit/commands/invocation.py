@@ -98,7 +98,7 @@ def find_invocations(
 ) -> list[Invocation]:
     """Return every Celery process started by this command line.
 
-    `celery_hint` says the service shows other signs of running Celery (CELERY_*
+    `celery_hint` means the service shows other signs of running Celery (CELERY_*
     variables, a `celery inspect` healthcheck); with it, a start script or an
     image command named like `worker` or `beat` that cannot be read is reported
     as a Celery process whose options are unknown.
@@ -387,7 +387,11 @@ def _parse_celery(tokens: list[Token], found: list[Invocation], script: str | No
     if subcommand == "multi":
         # `celery multi start w1 w2 -c 4 ...`: the action and node names come first.
         arguments = [token for token in arguments if token.text.startswith("-") or not token.text.isidentifier()]
-    table: CommandTable | None = tables.get("beat" if role == "beat" else "worker") if role != "flower" else None
+    table: CommandTable | None = None
+    if role == "beat":
+        table = tables["beat"]
+    elif role == "worker":
+        table = tables["worker"]
     options: dict[str, OptionValue] = {}
     if table is not None:
         options, _positional, unknown_sub = parse_options(arguments, table.by_flag())

@@ -175,7 +175,7 @@ def celery_processes(service: Service, project_dir: Path) -> list[CeleryProcess]
 
 
 def shows_celery(service: Service) -> bool:
-    """Whether a service shows signs of Celery besides its command: variables or healthcheck."""
+    """Return whether a service shows signs of Celery besides its command: variables or healthcheck."""
     if any("CELERY" in name.upper() for name in service.container_env or service.environment):
         return True
     healthcheck = service.healthcheck

@@ -22,7 +22,7 @@ def compose_structure(context: AuditContext) -> Iterator[Outcome]:
     yield Checked()
 
 
-# What a YAML 1.1 reader takes for a base-60 integer or float: `22:22`, `1:30:00`.
+# Scalars a YAML 1.1 reader takes for a base-60 integer or float: `22:22`, `1:30:00`.
 # Each group after the first is 0-59, so `6379:6379` and `8080:80` are not affected.
 _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
 

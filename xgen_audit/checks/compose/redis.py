@@ -13,7 +13,7 @@ from xgen_audit.findings import Severity
 
 
 def _covers(mount_target: str, data_dir: str) -> bool:
-    """Whether a mount at `mount_target` holds `data_dir` (the same path or a parent)."""
+    """Return whether a mount at `mount_target` contains `data_dir` (the same path or a parent)."""
     target = posixpath.normpath(mount_target)
     return data_dir == target or data_dir.startswith(target.rstrip("/") + "/")
 

@@ -39,7 +39,7 @@ def broker_services(service: Service, redis_names: list[str]) -> list[str]:
 
 
 def waits_until_healthy(project: ComposeProject, start: str, target: str) -> bool:
-    """Whether `start` cannot start before `target` is healthy, directly or through other services.
+    """Return whether `start` cannot start before `target` is healthy, directly or through other services.
 
     A chain counts when its last link is `service_healthy` on the target: every
     earlier service in the chain starts only after that one is healthy.
