@@ -14,7 +14,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from xgen_audit.fix.override import OverrideError, find_base_file, plan_production_override, write_override
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -35,6 +34,9 @@ def init_production(
     force: Annotated[bool, typer.Option("--force", help="Overwrite the override file if it exists.")] = False,
 ) -> None:
     """Write a production override that drops bind mounts and datastore ports and adds what production needs."""
+    # Imported here so that `check` runs do not load the fix machinery (libcst, ruamel round trip).
+    from xgen_audit.fix.override import OverrideError, find_base_file, plan_production_override, write_override
+
     try:
         base = list(files) if files else [find_base_file(Path("."))]
         plan = plan_production_override(base, output)
