@@ -275,3 +275,10 @@ def test_module_entry_point_runs():
     )
     assert completed.returncode == 0, completed.stderr
     assert "0 findings" in completed.stdout
+
+
+def test_jobs_give_identical_output():
+    single = run("check", "fixtures", "--color", "never").stdout
+    parallel = run("check", "fixtures", "--color", "never", "--jobs", "2").stdout
+    assert parallel == single
+    assert "stack fixtures/stacks/prod-reset/compose.yaml+compose.prod.yaml" in parallel

@@ -43,8 +43,10 @@ class AuditOptions:
     use_environment: bool = False
     stacks: list[Stack] = field(default_factory=list)
     celery_app: str | None = None
+    # Processes to spread stacks and files over; 1 checks them in this process.
+    jobs: int = 1
     # Paths the configuration excludes; a file named with -f is still checked.
-    excluded: Callable[[Path], bool] = lambda path: False
+    excluded: Callable[[Path], bool] = field(default=lambda path: False)
 
 
 @dataclass(slots=True)
@@ -184,14 +186,11 @@ def audit_paths(paths: list[Path], options: AuditOptions) -> AuditResult:
     environ = dict(os.environ) if options.use_environment else {}
     result = AuditResult()
     seen: set[str] = set()
-    for unit in plan_units(paths, options, environ):
-        if unit.stack is None:
-            outcome = audit_python_project(unit.python_root, options)
-            if outcome is None:
-                continue
-            findings, checks, info = outcome
-        else:
-            findings, checks, info = audit_stack(unit.stack, options, environ, named=unit.named)
+    units = plan_units(paths, options, environ)
+    for outcome in _map_units(units, options, environ):
+        if outcome is None:
+            continue
+        findings, checks, info = outcome
         result.findings.extend(findings)
         result.checks.extend(checks)
         result.units.append(info)
@@ -201,6 +200,40 @@ def audit_paths(paths: list[Path], options: AuditOptions) -> AuditResult:
                 result.files.append(name)
     result.sort()
     return result
+
+
+def _audit_unit(unit: _Unit, options: AuditOptions, environ: Mapping[str, str]):
+    if unit.stack is None:
+        return audit_python_project(unit.python_root, options)
+    return audit_stack(unit.stack, options, environ, named=unit.named)
+
+
+def _audit_unit_in_worker(job: tuple[_Unit, AuditOptions, dict]):
+    unit, options, environ = job
+    return _audit_unit(unit, options, environ)
+
+
+def _map_units(units: list[_Unit], options: AuditOptions, environ: Mapping[str, str]):
+    """Audit units in this process, or spread them over `options.jobs` processes.
+
+    Results come back in the order of `units`, and the report is sorted after,
+    so the output is the same whatever the number of jobs.
+    """
+    if options.jobs <= 1 or len(units) < 2:
+        return [_audit_unit(unit, options, environ) for unit in units]
+    from concurrent.futures import ProcessPoolExecutor
+    from dataclasses import replace
+
+    # The exclusion predicate was applied while planning and may not pickle.
+    portable = replace(options, excluded=_include_everything)
+    jobs = [(unit, portable, dict(environ)) for unit in units]
+    chunk = max(1, len(jobs) // (options.jobs * 4))
+    with ProcessPoolExecutor(max_workers=options.jobs) as pool:
+        return list(pool.map(_audit_unit_in_worker, jobs, chunksize=chunk))
+
+
+def _include_everything(path: Path) -> bool:
+    return False
 
 
 def audit_files(paths: list[Path], options: AuditOptions) -> AuditResult:

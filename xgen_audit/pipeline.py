@@ -39,6 +39,7 @@ class RunRequest:
     honour_suppressions: bool = True
     baseline: Baseline | None = None
     celery_app: str | None = None
+    jobs: int = 1
 
 
 @dataclass(slots=True)
@@ -108,6 +109,7 @@ def run(request: RunRequest) -> RunOutcome:
         use_environment=request.use_environment,
         stacks=stacks,
         celery_app=request.celery_app or settings.celery_app,
+        jobs=request.jobs,
         excluded=lambda path: _excluded(path, settings),
     )
     result = audit_paths(paths, options)

@@ -213,6 +213,9 @@ def check(
         Optional[str],
         typer.Option("--stdin-filename", help="With PATH `-`: the file name to report and to guess the environment from."),
     ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=0, help="Check stacks and files in this many processes (0: one per CPU).")
+    ] = 1,
     fix: Annotated[bool, typer.Option("--fix", help="Apply the safe fixes, then report what is left.")] = False,
     unsafe_fixes: Annotated[
         bool, typer.Option("--unsafe-fixes", help="With --fix or --diff: include fixes that change behaviour.")
@@ -278,6 +281,7 @@ def check(
         honour_suppressions=not no_suppressions,
         baseline=baseline,
         celery_app=celery_app,
+        jobs=jobs or (os.cpu_count() or 1),
     )
     try:
         outcome = run(request)
