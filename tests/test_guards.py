@@ -308,3 +308,26 @@ def test_benchmark_quick_runs(tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert "| start-up, one file | 1 |" in completed.stdout
     assert "## Targets" in completed.stdout
+
+
+# ---- paths with a NUL byte --------------------------------------------------------------
+
+
+def test_include_path_with_nul_byte(tmp_path):
+    (tmp_path / "compose.yaml").write_text('include: ["\\u0000"]\n' + VALID, encoding="utf-8")
+
+    exit_code, report = check_json("compose.yaml")
+
+    assert exit_code == 1
+    findings = parse_findings(report)
+    assert len(findings) == 1
+    assert "NUL byte" in findings[0]["message"]
+
+
+def test_env_file_path_with_nul_byte(tmp_path):
+    (tmp_path / "compose.yaml").write_text(VALID + '    env_file: "\\u0000"\n', encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["check", "--isolated", "--format", "json", "compose.yaml"])
+
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in (0, 1)

@@ -195,6 +195,8 @@ def apply_per_file_ignores(
     cwd: Path | None = None,
 ) -> tuple[list[Finding], list[Finding]]:
     """Split findings into (kept, ignored) by the per-file-ignores globs, relative to `root`."""
+    if not per_file_ignores:
+        return list(findings), []
     kept: list[Finding] = []
     ignored: list[Finding] = []
     for finding in findings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +70,11 @@ def read_python(path: Path, display: str) -> tuple[ParsedFile | None, Problem | 
 def parse_python(text: str, path: Path, display: str) -> tuple[ParsedFile | None, Problem | None]:
     lines = text.splitlines()
     try:
-        tree = ast.parse(text, filename=display)
+        # Invalid escapes and the like in the user's code would print SyntaxWarning
+        # lines to stderr; they are not xgen-audit's findings.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text, filename=display)
     except SyntaxError as error:
         line = error.lineno or 1
         column = error.offset or 1

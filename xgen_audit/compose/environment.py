@@ -20,7 +20,11 @@ def load_container_env(project: ComposeProject) -> None:
     for service in project.services.values():
         merged: dict[str, EnvValue] = {}
         for env_file in service.env_files:
-            path = (project.project_dir / env_file.path).resolve()
+            try:
+                path = (project.project_dir / env_file.path).resolve()
+            except (OSError, ValueError):
+                # A path Compose itself cannot open (a NUL byte, a loop) adds nothing.
+                continue
             if path not in cache:
                 cache[path] = _read(path)
             merged.update(cache[path])
@@ -29,7 +33,10 @@ def load_container_env(project: ComposeProject) -> None:
 
 
 def _read(path: Path) -> dict[str, EnvValue]:
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return {}
+    except (OSError, ValueError):
         return {}
     parsed = read_dotenv(path)
     shown = display_path(path)

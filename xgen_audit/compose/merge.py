@@ -622,6 +622,10 @@ class _Loader:
                 MergeProblem(where, f"cannot read {path}: {error.strerror or error}", kind="syntax")
             )
             return None
+        except ValueError:
+            # The operating system cannot even look up a path with a NUL byte in it.
+            self.problems.append(MergeProblem(where, f"cannot read {path!r}: the path contains a NUL byte", kind="syntax"))
+            return None
         if path not in self.files_read:
             self.files_read.append(path)
         try:
@@ -643,6 +647,9 @@ class _Loader:
         tree = self.read(path, env, origin)
         if tree is None:
             return None
+        if isinstance(tree, YScalar) and tree.value is None:
+            # `---` alone or a file of comments: an empty model, as for an empty file.
+            return YMap(loc=tree.loc)
         if not isinstance(tree, YMap):
             self.problems.append(
                 MergeProblem(tree.loc, "the top level of a compose file must be a mapping")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
-
-from typing import TYPE_CHECKING
 
 from xgen_audit.findings import Check, Finding, Severity, Status
 
@@ -25,7 +24,19 @@ _STATUS_LABEL = {
 
 def render_text(console: Console, result: "AuditResult", quiet: bool = False) -> None:
     """Print findings, then (unless quiet) the checklist per stack or file and the counts."""
+    lines = text_lines(result, quiet)
+    if console.color_system is None:
+        # Without colour, plain text is written directly: one rich print per line
+        # costs seconds on thousands of findings.
+        console.file.write("".join(line.plain + "\n" for line in lines))
+        return
+    console.print(Text("\n").join(lines), soft_wrap=True, highlight=False)
+
+
+def text_lines(result: "AuditResult", quiet: bool = False) -> list[Text]:
+    """Return the report's lines with their styles."""
     findings, checks = result.findings, result.checks
+    lines: list[Text] = []
     for finding in findings:
         line = Text()
         line.append(f"{finding.file}:{finding.line}:{finding.column}: ", style="bold")
@@ -33,10 +44,10 @@ def render_text(console: Console, result: "AuditResult", quiet: bool = False) ->
         line.append(f" {finding.message}")
         if finding.stack:
             line.append(f" [stack {finding.stack}]", style="dim")
-        console.print(line, soft_wrap=True, highlight=False)
-        console.print(Text(f"  fix: {finding.fix}", style="dim"), soft_wrap=True, highlight=False)
+        lines.append(line)
+        lines.append(Text(f"  fix: {finding.fix}", style="dim"))
     if quiet:
-        return
+        return lines
 
     by_group: dict[tuple[str, str], list[Check]] = defaultdict(list)
     for check in checks:
@@ -44,8 +55,8 @@ def render_text(console: Console, result: "AuditResult", quiet: bool = False) ->
     units = {(unit.name or "", unit.files[0]): unit for unit in result.units if unit.files}
     for index, group in enumerate(sorted(by_group)):
         if findings or index:
-            console.print()
-        console.print(_group_header(group, units.get(group)), soft_wrap=True, highlight=False)
+            lines.append(Text())
+        lines.append(_group_header(group, units.get(group)))
         for check in by_group[group]:
             label, style = _STATUS_LABEL[check.status]
             line = Text("  ")
@@ -53,11 +64,12 @@ def render_text(console: Console, result: "AuditResult", quiet: bool = False) ->
             line.append(f"{check.rule} {check.name}")
             if check.reason and check.status in (Status.UNKNOWN, Status.NOT_APPLICABLE):
                 line.append(f"  ({check.reason})", style="dim")
-            console.print(line, soft_wrap=True, highlight=False)
+            lines.append(line)
 
-    console.print()
+    lines.append(Text())
     stacks = sum(1 for stack, _file in by_group if stack)
-    console.print(summary_line(findings, checks, stacks, len(by_group) - stacks), soft_wrap=True, highlight=False)
+    lines.append(Text(summary_line(findings, checks, stacks, len(by_group) - stacks)))
+    return lines
 
 
 def _group_header(group: tuple[str, str], unit: "UnitInfo | None") -> Text:
