@@ -45,7 +45,7 @@ def test_xgenerator_findings_by_rule():
     assert exit_code == 1
     rules = sorted(finding["rule"] for finding in report["findings"])
     assert rules == sorted(
-        ["XG101", "XG110", "XG202", "XG202", "XG301", "XG302", "XG302", "XG502"]
+        ["XG101", "XG110", "XG201", "XG202", "XG202", "XG301", "XG302", "XG302", "XG401", "XG502"]
         + ["XG601"] * 4
         + ["XG602"] * 2
     )
@@ -136,7 +136,7 @@ def test_output_file_written(tmp_path):
     result = run("check", "--format", "json", "--output", str(target), "fixtures/xgenerator")
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert json.loads(target.read_text())["summary"]["findings"] == 14
+    assert json.loads(target.read_text())["summary"]["findings"] == 16
 
 
 def test_rules_lists_every_rule():

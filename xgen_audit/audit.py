@@ -99,9 +99,15 @@ def compose_rule_ids(selected: list[str] | None) -> list[str]:
     return [rule_id for rule_id in iter_rule_ids(selected) if rule_id in registered]
 
 
+# Compose rules that also read the Celery configuration (worker_concurrency).
+_COMPOSE_RULES_READING_CELERY = {"XG301"}
+
+
 def _wants_celery(rule_ids: list[str]) -> bool:
     catalog = load_catalog()
-    return any(catalog[rule_id].area is Area.CELERY for rule_id in rule_ids)
+    return any(
+        catalog[rule_id].area is Area.CELERY or rule_id in _COMPOSE_RULES_READING_CELERY for rule_id in rule_ids
+    )
 
 
 def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, str]) -> list[_Unit]:

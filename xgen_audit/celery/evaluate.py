@@ -139,9 +139,16 @@ class Context:
     base_dir: Path | None = None
 
     def display(self, path: Path) -> str:
-        for root in [self.base_dir, *self.roots]:
-            if root is None:
-                continue
+        """Show a file relative to `base_dir` when it is below it, else by its absolute path.
+
+        Without `base_dir`, paths are relative to the first root that contains them.
+        """
+        if self.base_dir is not None:
+            try:
+                return path.resolve().relative_to(self.base_dir.resolve()).as_posix()
+            except ValueError:
+                return path.resolve().as_posix()
+        for root in self.roots:
             try:
                 return path.resolve().relative_to(root.resolve()).as_posix()
             except ValueError:

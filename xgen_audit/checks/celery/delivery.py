@@ -68,9 +68,12 @@ def _judge_acks_late(read: ReadApp) -> Iterator[Outcome]:
                 read.service,
             )
         return
+    if len(early) == 1:
+        tasks = f"task {early[0].name} does not set `acks_late=True`"
+    else:
+        tasks = f"none of the {len(early)} tasks sets `acks_late=True` ({task_names(early)})"
     yield Violation(
-        f"{state(analysis, 'task_acks_late')} and no task sets `acks_late=True` "
-        f"({task_names(early)}), so a task is lost when its worker dies while it runs",
+        f"{state(analysis, 'task_acks_late')} and {tasks}, so a task is lost when its worker dies while it runs",
         setting.loc,
         read.service,
     )

@@ -29,9 +29,17 @@ def _judge_retry_on_startup(read: ReadApp) -> Iterator[Outcome]:
         yield unknown_setting(read, "broker_connection_retry_on_startup")
         return
 
-    # Celery tests the value for truth (`not conf.broker_connection_retry_on_startup`), as here.
-    if setting.value is not None and setting.value:
+    if setting.value is True or (type(setting.value) is int and setting.value != 0):
         yield Checked(read.service)
+        return
+    if isinstance(setting.value, str) and setting.value:
+        # Celery tests the value for truth, so "false" read from the environment still retries.
+        yield Violation(
+            f"`{name}` is the string {show(setting.value)}{origin(setting)}, not a boolean, so the worker "
+            "retries its first broker connection for any non-empty string, \"false\" included",
+            setting.loc,
+            read.service,
+        )
         return
 
     if setting.value is not None:

@@ -20,10 +20,10 @@ def _where(process: CeleryProcess) -> str:
 @rule("XG301")
 def worker_concurrency_unset(context: AuditContext) -> Iterator[Outcome]:
     for process in context.roles.workers():
-        yield from _judge_concurrency(process)
+        yield from _judge_concurrency(process, context)
 
 
-def _judge_concurrency(process: CeleryProcess) -> Iterator[Outcome]:
+def _judge_concurrency(process: CeleryProcess, context: AuditContext) -> Iterator[Outcome]:
     name = process.service.name
     invocation = process.invocation
     if invocation.unknown_reason:
@@ -50,6 +50,27 @@ def _judge_concurrency(process: CeleryProcess) -> Iterator[Outcome]:
             return
         yield Checked(name)
         return
+    # The app's own `worker_concurrency` counts too; the command line and environment override it.
+    celery = context.celery
+    app = celery.app_of(process) if celery is not None and invocation.dialect == "celery" else None
+    analysis = app.analysis if app is not None else None
+    setting = analysis.get("worker_concurrency") if analysis is not None and analysis.app is not None else None
+    if setting is not None and setting.source != "default":
+        written = setting.written_as or "worker_concurrency"
+        if not setting.known:
+            yield Unknown(f"`{written}`: {setting.reason or 'its value cannot be known statically'}", name, setting.loc)
+            return
+        if setting.value in (0, "0", ""):
+            yield Violation(
+                f"{_where(process)} takes `{written} = {setting.value!r}` from its Celery configuration, "
+                "which means one process per host CPU",
+                setting.loc,
+                name,
+            )
+            return
+        if setting.value is not None:
+            yield Checked(name)
+            return
     default = "16 processes (Airflow's default)" if invocation.dialect == "airflow" else "one process per host CPU"
     yield Violation(
         f"{_where(process)} sets no concurrency, so it starts {default} whatever the container's CPU limit",
@@ -125,7 +146,7 @@ def worker_healthcheck_missing(context: AuditContext) -> Iterator[Outcome]:
 
 
 def _dockerfile_has_healthcheck(service: Service, project_dir: Path) -> bool:
-    """Whether the Dockerfile stage the service builds sets a HEALTHCHECK.
+    """Return whether the Dockerfile stage the service builds sets a HEALTHCHECK.
 
     The stage is `build.target`, else the last one; a stage built FROM an earlier
     stage inherits that stage's HEALTHCHECK. Base images are not read.
