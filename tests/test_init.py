@@ -8,8 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from xgen_audit.rules_meta import Area, load_catalog
 import typer
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
@@ -18,6 +16,7 @@ from xgen_audit.cli.init_cmd import init_app
 from xgen_audit.config import Settings
 from xgen_audit.fix.override import plan_production_override, write_override
 from xgen_audit.pipeline import RunRequest, run
+from xgen_audit.rules_meta import Area, load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "fixtures" / "fix" / "xgenerator" / "docker-compose.prod.yml.golden"
