@@ -54,8 +54,8 @@ _DIFFERENCE_GROUPS: list[tuple[str, list[str], tuple[str, ...]]] = [
         HIDDEN_WORKER_COLUMNS,
     ),
     (
-        "the Redis service or the worker comes from an include, extends or base file that "
-        "single-file checking does not read",
+        "the Redis service comes from an include or extends target that the corpus stores "
+        "under another name (008, 036), so the file Compose would read is not found",
         ["007", "037"],
         ("redis_named_volume", "redis_port_published", "broker_readiness"),
     ),
