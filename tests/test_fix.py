@@ -199,15 +199,22 @@ def test_fix_keeps_four_space_indentation(tmp_path):
 # Refusals: read-only files, results that do not parse or do not fix
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write read-only files")
-def test_read_only_file_untouched(tmp_path):
+def test_read_only_file_untouched(tmp_path, monkeypatch):
     folder = copy_case("XG003", tmp_path)
     compose = folder / "docker-compose.yml"
     before = compose.read_bytes()
     compose.chmod(0o444)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # root may write a mode-444 file, so the permission check is made to answer as for a user.
+        real_access = os.access
+        monkeypatch.setattr(
+            planner.os,
+            "access",
+            lambda path, mode: False if mode == os.W_OK and Path(path).name == compose.name else real_access(path, mode),
+        )
     _edits, report = fix_folder(folder, unsafe=False)
     assert report.written == []
-    assert [item.path for item in report.skipped] == ["docker-compose.yml"] or report.skipped
+    assert [Path(item.path).name for item in report.skipped] == ["docker-compose.yml"]
     assert "read-only" in report.skipped[0].reason
     assert compose.read_bytes() == before
 
