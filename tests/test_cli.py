@@ -162,8 +162,10 @@ def test_unknown_rule_is_usage_error():
 
 # Bad input: each file gets a located finding and an exit code, never a traceback.
 BAD_INPUTS = {
-    "empty": (b"", 0, None),
-    "only-comments": (b"# nothing here\n# at all\n", 0, None),
+    "empty": (b"", 1, ("XG002", 1, 1)),
+    "only-comments": (b"# nothing here\n# at all\n", 1, ("XG002", 1, 1)),
+    "document-marker-only": (b"---\n", 1, ("XG002", 1, 1)),
+    "service-without-body": (b"services:\n  web:\n", 1, ("XG002", 2, 7)),
     "top-level-list": (b"- a\n- b\n", 1, ("XG002", 1, 1)),
     "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 1, ("XG001", 3, 1)),
     "invalid-utf8": (b"services:\n  web:\n    image: caf\xe9\n", 1, ("XG001", 3, 15)),

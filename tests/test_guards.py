@@ -244,8 +244,10 @@ def test_empty_or_comment_only_file(tmp_path, text):
 
     exit_code, report = check_json("compose.yaml")
 
-    assert exit_code == 0
+    # Compose rejects an empty compose file, so xgen-audit reports it (XG002), not a parse error.
+    assert exit_code == 1
     assert parse_findings(report) == []
+    assert [(item["rule"], item["line"], item["column"]) for item in report["findings"]] == [("XG002", 1, 1)]
     assert report["files"] == ["compose.yaml"]
 
 

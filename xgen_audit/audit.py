@@ -118,7 +118,7 @@ def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, s
     A file named on the command line is checked on its own.
     """
     if options.files:
-        environment = options.environment or "production"
+        environment = options.environment or stack_environment(options.files)
         env_files = [display_path(path) for path in options.env_files] if options.env_files is not None else None
         stack = stack_from_files([display_path(path) for path in options.files], environment, env_files, options.profiles)
         return [_Unit(stack, named=True)]
@@ -137,6 +137,12 @@ def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, s
         # app it belongs to is found from the current folder, the project root.
         units.append(_Unit(stack=None, named=False, python_root=Path(".")))
     return units
+
+
+def stack_environment(files: list[Path]) -> str:
+    """Guess a stack's environment: development when any file's name marks it so."""
+    names = [Path(file) for file in files]
+    return "development" if any(environment_from_name(name) == "development" for name in names) else "production"
 
 
 def _folder_units(root: Path, options: AuditOptions, environ: Mapping[str, str]) -> list[_Unit]:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xgen_audit.audit import AuditOptions, AuditResult, audit_paths
+from xgen_audit.audit import AuditOptions, AuditResult, audit_paths, stack_environment
 from xgen_audit.baseline import Baseline, BaselineEntry, filter_with_baseline
 from xgen_audit.compose.stacks import Stack, stack_from_files
 from xgen_audit.config import Settings
@@ -24,6 +24,8 @@ from xgen_audit.suppressions import apply_suppressions
 logger = logging.getLogger(__name__)
 
 SUPPRESSION_RULE = "XG008"
+# Rules whose finding means a file could not be parsed at all.
+UNPARSED_RULES = {"XG001", "XG004"}
 
 
 @dataclass(slots=True)
@@ -72,7 +74,10 @@ def configured_stacks(settings: Settings, names: list[str]) -> list[Stack]:
         entry = settings.stacks[name]
         files = [_shown(root / path) for path in entry.files]
         env_files = [_shown(root / path) for path in entry.env_files] if entry.env_files else None
-        environment = entry.env or "production"
+        environment = entry.env or stack_environment([Path(name) for name in files])
+        missing_env_files = [name for name in env_files or [] if not Path(name).is_file()]
+        if missing_env_files:
+            raise UnknownStack(f"stack {name}: env file not found: {', '.join(missing_env_files)}")
         stacks.append(stack_from_files(files, environment, env_files, list(entry.profiles), name))
     return stacks
 
@@ -119,7 +124,10 @@ def run(request: RunRequest) -> RunOutcome:
     findings, outcome.ignored = apply_per_file_ignores(findings, settings.per_file_ignores, settings.project_root)
     outcome.files_text = _read_texts(result.files, findings)
     if request.honour_suppressions:
-        suppression = apply_suppressions(findings, outcome.files_text, list(load_catalog()), rule_ids)
+        # A file that did not parse ran no rule, so its suppressions cannot be judged.
+        unparsed = {finding.file for finding in findings if finding.rule in UNPARSED_RULES}
+        judged = {name: text for name, text in outcome.files_text.items() if name not in unparsed}
+        suppression = apply_suppressions(findings, judged, list(load_catalog()), rule_ids)
         findings, outcome.suppressed = suppression.kept, suppression.suppressed
         if SUPPRESSION_RULE in rule_ids:
             findings = findings + list(suppression.meta_findings)

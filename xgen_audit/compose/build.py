@@ -122,8 +122,6 @@ def _build_top_volume(builder: _Builder, name: str, loc: Loc, node: YNode) -> To
 
 
 def _build_service(builder: _Builder, name: str, key_loc: Loc, node: YNode) -> Service | None:
-    if isinstance(node, YScalar) and node.value is None:
-        return Service(name=name, loc=key_loc)
     if not isinstance(node, YMap):
         builder.problem(f"service `{name}` must be a mapping, not {kind_name(node)}", node.loc, name)
         return None

@@ -633,7 +633,14 @@ class _Loader:
         except YamlReadError as error:
             self.problems.append(MergeProblem(Loc(path, error.line, error.column), error.message, kind="syntax"))
             return None
-        return parsed.root
+        root = parsed.root
+        if root is None or (isinstance(root, YScalar) and root.value is None):
+            # Compose stops on such a file with "empty compose file".
+            self.problems.append(
+                MergeProblem(Loc(path, 1, 1), "the file has no content (only comments or nothing); Compose rejects an empty compose file")
+            )
+            return YMap(loc=Loc(path, 1, 1))
+        return root
 
     # --- one file of the file set -----------------------------------------------------------
 

@@ -334,13 +334,56 @@ class ParsedYaml:
 
 
 def parse_yaml_text(text: str, filename: str) -> ParsedYaml:
-    """Parse YAML text into a located tree (the first document)."""
+    """Parse YAML text into a located tree (the first document).
+
+    The C parser follows libyaml, which rejects a `:` inside a plain scalar in flow
+    context (`ports: [6379:6379]`) although YAML 1.2 and Compose accept it. Such a
+    file is parsed again with ruamel.yaml's pure-Python parser, which accepts it.
+    """
+    try:
+        # The C parser is used on its own: going through YAML().parse builds a loader
+        # class on every call, which costs more than parsing a typical compose file.
+        return _parse_events(CParser(text), text, filename)
+    except _FlowColonError:
+        return _parse_events(_pure_parser(text), text, filename)
+
+
+class _FlowColonError(Exception):
+    """libyaml rejected a `:` in a flow scalar that YAML 1.2 allows."""
+
+
+def _pure_parser(text: str):
+    from ruamel.yaml import YAML
+
+    loader = YAML(typ="safe", pure=True)
+    return _EventSource(loader.parse(text))
+
+
+class _EventSource:
+    """The pure parser's event iterator with the C parser's check/get interface."""
+
+    def __init__(self, iterator):
+        self.iterator = iter(iterator)
+        self.pending = None
+
+    def check_event(self) -> bool:
+        if self.pending is None:
+            self.pending = next(self.iterator, None)
+        return self.pending is not None
+
+    def get_event(self):
+        self.check_event()
+        event, self.pending = self.pending, None
+        return event
+
+    def dispose(self) -> None:
+        self.iterator = iter(())
+
+
+def _parse_events(parser, text: str, filename: str) -> ParsedYaml:
     builder: _TreeBuilder | None = None
     documents = 0
     root: YNode | None = None
-    # The C parser is used on its own: going through YAML().parse builds a loader
-    # class on every call, which costs more than parsing a typical compose file.
-    parser = CParser(text)
     try:
         while parser.check_event():
             event = parser.get_event()
@@ -354,6 +397,8 @@ def parse_yaml_text(text: str, filename: str) -> ParsedYaml:
             elif builder is not None:
                 builder.feed(event)
     except MarkedYAMLError as error:
+        if isinstance(parser, CParser) and "found unexpected ':'" in (error.problem or ""):
+            raise _FlowColonError() from None
         mark = error.problem_mark or error.context_mark
         message = _yaml_error_message(error, text, mark)
         if mark is None:
