@@ -206,7 +206,7 @@ class Settings:
             "fail-on": self.fail_on.value,
             "per-file-ignores": {glob: list(ids) for glob, ids in sorted(self.per_file_ignores.items())},
             "exclude": list(self.exclude),
-            "env": self.env,
+            "env": self.env if self.source_of("env") != DEFAULT_SOURCE else "from file names",
             "stacks": {
                 name: stack.model_dump(by_alias=True) for name, stack in sorted(self.stacks.items())
             },

@@ -148,7 +148,7 @@ def check(
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.TEXT,
     fail_on: Annotated[
         Optional[FailOn],
-        typer.Option("--fail-on", help="Exit with 1 when a finding has this severity or a higher one [default: warning]."),
+        typer.Option("--fail-on", help="Exit with 1 when a finding has this severity or a higher one (default: warning)."),
     ] = None,
     environment: Annotated[
         Optional[Environment],
@@ -242,6 +242,8 @@ def check(
     if stdin_file is not None and (fix or diff):
         raise _usage_error("--fix and --diff need files on disk, not standard input")
     for target in [*targets, *(files or []), *(env_files or [])]:
+        if target.is_symlink() and not target.exists():
+            raise _usage_error(f"cannot follow {target}: a broken or looping symbolic link")
         if not target.exists():
             raise _usage_error(f"path not found: {target}")
 
@@ -328,13 +330,13 @@ def _fix(request, outcome, unsafe: bool, diff_only: bool):
         typer.echo(text, nl=False)
         raise typer.Exit(EXIT_FINDINGS if text else EXIT_OK)
     report = apply_edits(edits)
-    log = logging.getLogger("xgen_audit")
     for path in report.written:
-        log.warning("fixed %s", path)
+        typer.echo(f"fixed {path}", err=True)
     for skipped in report.skipped:
-        log.warning("left %s unchanged: %s", skipped.path, skipped.reason)
+        typer.echo(f"left {skipped.path} unchanged: {skipped.reason}", err=True)
     for item in report.not_fixed:
-        log.info("%s %s:%s not fixed: %s", item.finding.rule, item.finding.file, item.finding.line, item.reason)
+        finding = item.finding
+        typer.echo(f"not fixed: {finding.file}:{finding.line}: {finding.rule}: {item.reason}", err=True)
     typer.echo(f"{len(report.fixed)} fixed, {len(report.not_fixed)} not fixed", err=True)
     return run(request)
 

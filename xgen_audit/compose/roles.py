@@ -92,10 +92,24 @@ def image_has_healthcheck(product: str) -> bool:
     return product in _IMAGES_WITH_HEALTHCHECK
 
 
-def is_airflow_image(service: Service) -> bool:
-    if service.image is None or not service.image.known:
+def is_airflow_image(service: Service, project_dir: Path | None = None) -> bool:
+    """Return whether a service runs an Airflow image, named or built FROM one."""
+    if service.image is not None and service.image.known:
+        if _AIRFLOW_IMAGES.search(image_repository(service.image.value)):
+            return True
+    if service.build is None or project_dir is None:
         return False
-    return bool(_AIRFLOW_IMAGES.search(image_repository(service.image.value)))
+    dockerfile = project_dir / service.build.context / (service.build.dockerfile or "Dockerfile")
+    try:
+        lines = dockerfile.read_text(encoding="utf-8", errors="replace").splitlines()
+    except (OSError, ValueError):
+        return False
+    for line in lines:
+        words = line.split()
+        arguments = [word for word in words[1:] if not word.startswith("--")]
+        if words and words[0].upper() == "FROM" and arguments:
+            return bool(_AIRFLOW_IMAGES.search(image_repository(arguments[0])))
+    return False
 
 
 @dataclass(slots=True)
@@ -163,7 +177,7 @@ def command_tokens(service: Service) -> list[Token]:
 
 def celery_processes(service: Service, project_dir: Path) -> list[CeleryProcess]:
     tokens = command_tokens(service)
-    airflow = is_airflow_image(service)
+    airflow = is_airflow_image(service, project_dir)
     if not tokens:
         if airflow and service.image is not None and "worker" in image_repository(service.image.value):
             invocation = Invocation(role="worker", loc=service.loc, dialect="airflow")

@@ -96,7 +96,8 @@ def summary_line(findings: list[Finding], checks: list[Check], stacks: int, file
     if files or not stacks:
         scope.append(_count(files, "file"))
     return (
-        f"{len(findings)} {noun} ({severities[Severity.ERROR]} errors, {severities[Severity.WARNING]} warnings, "
+        f"{len(findings)} {noun} ({_count(severities[Severity.ERROR], 'error')}, "
+        f"{_count(severities[Severity.WARNING], 'warning')}, "
         f"{severities[Severity.INFO]} info) in {' and '.join(scope)}; checks: {statuses[Status.PASS]} passed, "
         f"{statuses[Status.FAIL]} failed, {statuses[Status.UNKNOWN]} unknown, "
         f"{statuses[Status.NOT_APPLICABLE]} not applicable"
