@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -24,19 +25,30 @@ _STATUS_LABEL = {
 
 def render_text(console: Console, result: "AuditResult", quiet: bool = False) -> None:
     """Print findings, then (unless quiet) the checklist per stack or file and the counts."""
-    lines = text_lines(result, quiet)
     if console.color_system is None:
-        # Without colour, plain text is written directly: one rich print per line
-        # costs seconds on thousands of findings.
-        console.file.write("".join(line.plain + "\n" for line in lines))
+        # Without colour, plain lines are streamed: building one rich object per line
+        # costs seconds and hundreds of MiB on thousands of findings.
+        write = console.file.write
+        for line in text_lines(result, quiet):
+            write(line.plain + "\n")
         return
-    console.print(Text("\n").join(lines), soft_wrap=True, highlight=False)
+    batch: list[Text] = []
+    for line in text_lines(result, quiet):
+        batch.append(line)
+        if len(batch) == _PRINT_BATCH:
+            console.print(Text("\n").join(batch), soft_wrap=True, highlight=False)
+            batch = []
+    if batch:
+        console.print(Text("\n").join(batch), soft_wrap=True, highlight=False)
 
 
-def text_lines(result: "AuditResult", quiet: bool = False) -> list[Text]:
-    """Return the report's lines with their styles."""
+# Lines handed to rich at once: one print per line is slow, one for all holds every line.
+_PRINT_BATCH = 500
+
+
+def text_lines(result: "AuditResult", quiet: bool = False) -> Iterator[Text]:
+    """Yield the report's lines with their styles."""
     findings, checks = result.findings, result.checks
-    lines: list[Text] = []
     for finding in findings:
         line = Text()
         line.append(f"{finding.file}:{finding.line}:{finding.column}: ", style="bold")
@@ -44,10 +56,10 @@ def text_lines(result: "AuditResult", quiet: bool = False) -> list[Text]:
         line.append(f" {finding.message}")
         if finding.stack:
             line.append(f" [stack {finding.stack}]", style="dim")
-        lines.append(line)
-        lines.append(Text(f"  fix: {finding.fix}", style="dim"))
+        yield line
+        yield Text(f"  fix: {finding.fix}", style="dim")
     if quiet:
-        return lines
+        return
 
     by_group: dict[tuple[str, str], list[Check]] = defaultdict(list)
     for check in checks:
@@ -55,8 +67,8 @@ def text_lines(result: "AuditResult", quiet: bool = False) -> list[Text]:
     units = {(unit.name or "", unit.files[0]): unit for unit in result.units if unit.files}
     for index, group in enumerate(sorted(by_group)):
         if findings or index:
-            lines.append(Text())
-        lines.append(_group_header(group, units.get(group)))
+            yield Text()
+        yield _group_header(group, units.get(group))
         for check in by_group[group]:
             label, style = _STATUS_LABEL[check.status]
             line = Text("  ")
@@ -64,12 +76,11 @@ def text_lines(result: "AuditResult", quiet: bool = False) -> list[Text]:
             line.append(f"{check.rule} {check.name}")
             if check.reason and check.status in (Status.UNKNOWN, Status.NOT_APPLICABLE):
                 line.append(f"  ({check.reason})", style="dim")
-            lines.append(line)
+            yield line
 
-    lines.append(Text())
+    yield Text()
     stacks = sum(1 for stack, _file in by_group if stack)
-    lines.append(Text(summary_line(findings, checks, stacks, len(by_group) - stacks)))
-    return lines
+    yield Text(summary_line(findings, checks, stacks, len(by_group) - stacks))
 
 
 def _group_header(group: tuple[str, str], unit: "UnitInfo | None") -> Text:
