@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from xgen_audit.compose.syntax import SyntaxProblem, parse_port_spec, parse_volume_spec
 from xgen_audit.parse.tree import YMap, YNode, YScalar
 
 
@@ -35,48 +36,13 @@ class PortBinding:
         return f"{self.host_ip or '0.0.0.0'}:{self.published}:{self.target}/{self.protocol}"
 
 
-def _port_range(text: str) -> tuple[int, int] | None:
-    start, dash, end = text.partition("-")
-    if not start.isdigit() or (dash and not end.isdigit()):
-        return None
-    return (int(start), int(end)) if dash else (int(start), int(start))
-
-
 def parse_port_text(text: str) -> list[PortBinding] | None:
     """Parse short port syntax `[[IP:]HOST:]CONTAINER[/PROTO]`; None when it is invalid."""
-    spec, _, protocol = text.strip().partition("/")
-    protocol = (protocol or "tcp").lower()
-    if protocol not in ("tcp", "udp", "sctp"):
+    try:
+        specs = parse_port_spec(text)
+    except (SyntaxProblem, ValueError):
         return None
-    parts = spec.split(":")
-    container = parts[-1]
-    host = parts[-2] if len(parts) >= 2 else ""
-    host_ip = ":".join(parts[:-2]) if len(parts) >= 3 else ""
-    if host_ip.startswith("[") and host_ip.endswith("]"):
-        host_ip = host_ip[1:-1]
-
-    container_range = _port_range(container)
-    if container_range is None:
-        return None
-    host_range = _port_range(host) if host else None
-    if host and host_range is None:
-        return None
-
-    first, last = container_range
-    count = last - first + 1
-    if host_range is not None and count > 1 and host_range[1] - host_range[0] + 1 != count:
-        return None
-
-    bindings: list[PortBinding] = []
-    for offset in range(count):
-        if host_range is None:
-            published = ""
-        elif count == 1:
-            published = host if host_range[0] != host_range[1] else str(host_range[0])
-        else:
-            published = str(host_range[0] + offset)
-        bindings.append(PortBinding(host_ip, published, first + offset, protocol))
-    return bindings
+    return [PortBinding(host_ip, published, int(target), protocol) for host_ip, published, target, protocol in specs]
 
 
 def port_bindings(node: YNode | None) -> list[PortBinding]:
@@ -111,40 +77,21 @@ class VolumeMount:
     read_only: bool = False
 
 
-def _is_host_path(source: str) -> bool:
-    if source.startswith((".", "/", "~", "\\\\")):
-        return True
-    return len(source) >= 2 and source[0].isalpha() and source[1] == ":"
-
-
 def parse_volume_text(text: str, clean: bool = True) -> VolumeMount | None:
     """Parse short volume syntax `SOURCE:TARGET[:OPTIONS]` or `TARGET`; None when invalid.
 
     With `clean`, the target is path-cleaned as in Compose's canonical output.
     """
-    fields: list[str] = []
-    buffer = ""
-    for char in text:
-        # A Windows drive letter (`C:`) does not end a field.
-        if char == ":" and len(buffer) == 1 and buffer.isalpha() and not fields:
-            buffer += char
-            continue
-        if char == ":":
-            fields.append(buffer)
-            buffer = ""
-            continue
-        buffer += char
-    fields.append(buffer)
-    if any(part == "" for part in fields[:2]) or len(fields) > 3:
+    if text.startswith(":") or "::" in text:
         return None
-
+    try:
+        kind, source, target, options = parse_volume_spec(text)
+    except SyntaxProblem:
+        return None
     tidy = _clean_target if clean else str
-    if len(fields) == 1:
-        return VolumeMount("volume", "", tidy(fields[0]))
-    source, target = fields[0], fields[1]
-    options = fields[2].split(",") if len(fields) == 3 else []
-    kind = "bind" if _is_host_path(source) else "volume"
-    return VolumeMount(kind, source, tidy(target), "ro" in options)
+    if kind == "anonymous":
+        return VolumeMount("volume", "", tidy(target or ""))
+    return VolumeMount(kind, source or "", tidy(target or ""), "ro" in options)
 
 
 def _clean_target(target: str) -> str:
