@@ -221,8 +221,28 @@ def _audit_unit(unit: _Unit, options: AuditOptions, environ: Mapping[str, str]):
 
 
 def _audit_unit_in_worker(job: tuple[_Unit, AuditOptions, dict]):
+    """Audit one unit in a worker process and return plain field values.
+
+    Pickling field dicts and rebuilding the models without validation in the
+    parent costs less than pickling the pydantic models themselves.
+    """
     unit, options, environ = job
-    return _audit_unit(unit, options, environ)
+    outcome = _audit_unit(unit, options, environ)
+    if outcome is None:
+        return None
+    findings, checks, info = outcome
+    return [dict(finding.__dict__) for finding in findings], [dict(check.__dict__) for check in checks], info
+
+
+def _from_worker(packed):
+    if packed is None:
+        return None
+    findings, checks, info = packed
+    return (
+        [Finding.model_construct(**fields) for fields in findings],
+        [Check.model_construct(**fields) for fields in checks],
+        info,
+    )
 
 
 def _map_units(units: list[_Unit], options: AuditOptions, environ: Mapping[str, str]):
@@ -241,7 +261,7 @@ def _map_units(units: list[_Unit], options: AuditOptions, environ: Mapping[str, 
     jobs = [(unit, portable, dict(environ)) for unit in units]
     chunk = max(1, len(jobs) // (options.jobs * 4))
     with ProcessPoolExecutor(max_workers=options.jobs) as pool:
-        return list(pool.map(_audit_unit_in_worker, jobs, chunksize=chunk))
+        return [_from_worker(packed) for packed in pool.map(_audit_unit_in_worker, jobs, chunksize=chunk)]
 
 
 def _include_everything(path: Path) -> bool:

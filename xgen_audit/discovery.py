@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -69,10 +70,23 @@ def _walk(root: Path) -> list[Path]:
 
 def display_path(path: Path) -> str:
     """Show a path relative to the current folder when it is below it, in POSIX form."""
+    text = os.fspath(path)
+    if not os.path.isabs(text) and ".." not in Path(text).parts and not os.path.islink(text):
+        # Already relative to the current folder: skip resolving every parent.
+        return Path(os.path.normpath(text)).as_posix()
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return path.resolve().relative_to(_current_folder()).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def _current_folder() -> Path:
+    return _resolved_folder(os.getcwd())
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved_folder(folder: str) -> Path:
+    return Path(folder).resolve()
 
 
 def display_host_path(source: str) -> str:
