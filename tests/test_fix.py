@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from xgen_audit.audit import AuditOptions, audit_file
 from xgen_audit.config import Settings
 from xgen_audit.fix import apply_edits, plan_fixes, unified_diff
 from xgen_audit.fix import planner
@@ -421,3 +422,21 @@ def test_retry_setting_without_place_rejected():
 def test_retry_setting_invalid_python_rejected():
     with pytest.raises(PythonFixError):
         set_retry_on_startup("def broken(:\n")
+
+
+def test_diff_leaves_out_edit_that_writing_refuses(tmp_path, monkeypatch):
+    """--diff runs the same checks as --fix, so it never shows an edit --fix would refuse."""
+    folder = copy_case("XG003", tmp_path)
+    compose = folder / "docker-compose.yml"
+    before = compose.read_bytes()
+    names_before = sorted(path.name for path in folder.iterdir())
+    monkeypatch.setattr(planner, "_recheck", lambda edit, fixed_copy: "the fix did not remove XG003")
+    monkeypatch.chdir(folder)
+    findings, _checks = audit_file(Path("docker-compose.yml"), AuditOptions())
+    edits = plan_fixes(findings, unsafe=False)
+    assert unified_diff(edits)
+    verified = planner.verify_edits(edits)
+    assert unified_diff(verified) == ""
+    assert verified[0].problem == "the fix did not remove XG003"
+    assert compose.read_bytes() == before
+    assert sorted(path.name for path in folder.iterdir()) == names_before

@@ -321,12 +321,12 @@ def check(
 
 def _fix(request, outcome, unsafe: bool, diff_only: bool):
     """Apply (or with diff_only, print) the fixes; return the outcome of a fresh check."""
-    from xgen_audit.fix import apply_edits, plan_fixes, unified_diff
+    from xgen_audit.fix import apply_edits, plan_fixes, unified_diff, verify_edits
     from xgen_audit.pipeline import run
 
     edits = plan_fixes(outcome.result.findings, unsafe=unsafe, files_text=outcome.files_text)
     if diff_only:
-        text = unified_diff(edits)
+        text = unified_diff(verify_edits(edits))
         typer.echo(text, nl=False)
         raise typer.Exit(EXIT_FINDINGS if text else EXIT_OK)
     report = apply_edits(edits)

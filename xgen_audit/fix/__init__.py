@@ -6,7 +6,7 @@ apply_edits(edits) -> FixReport        (atomic writes, rechecked with the rules)
 """
 
 from xgen_audit.fix.model import AppliedFix, FileEdit, FileSkipped, FixReport, SkippedFix
-from xgen_audit.fix.planner import apply_edits, fix_safety, plan_fixes, unified_diff
+from xgen_audit.fix.planner import apply_edits, fix_safety, plan_fixes, unified_diff, verify_edits
 
 __all__ = [
     "AppliedFix",
@@ -18,4 +18,5 @@ __all__ = [
     "fix_safety",
     "plan_fixes",
     "unified_diff",
+    "verify_edits",
 ]

@@ -163,6 +163,22 @@ def _plan_python(edit: FileEdit, findings: list[Finding]) -> FileEdit:
     return edit
 
 
+def verify_edits(edits: Iterable[FileEdit]) -> list[FileEdit]:
+    """Run the checks `apply_edits` runs before writing, without writing anything.
+
+    An edit that would be refused keeps its original text and gets the reason as
+    its `problem`, so `--diff` shows only what `--fix` would write.
+    """
+    verified = []
+    for edit in edits:
+        if edit.changed:
+            reason = _try_fixed_copy(edit, replace_original=False)
+            if reason is not None:
+                edit = _give_up(edit, reason)
+        verified.append(edit)
+    return verified
+
+
 def unified_diff(edits: Iterable[FileEdit]) -> str:
     """Return the planned changes as one unified diff (`a/` and `b/` paths, as git shows them)."""
     chunks = []
@@ -208,6 +224,14 @@ def apply_edits(edits: Iterable[FileEdit]) -> FixReport:
 
 def _write(edit: FileEdit) -> str | None:
     """Write one file; return why it was left untouched, or None when it was written."""
+    return _try_fixed_copy(edit, replace_original=True)
+
+
+def _try_fixed_copy(edit: FileEdit, replace_original: bool) -> str | None:
+    """Write the fixed text beside the file and check it; move it over the file when asked.
+
+    Returns why the file is (or would be) left untouched, or None.
+    """
     target = Path(os.path.realpath(edit.path))
     try:
         current = _read_text(edit.path)
@@ -228,7 +252,7 @@ def _write(edit: FileEdit) -> str | None:
             stream.write(edit.new)
         os.chmod(temporary, mode)
         reason = _recheck(edit, Path(temporary))
-        if reason is not None:
+        if reason is not None or not replace_original:
             return reason
         os.replace(temporary, target)
         return None
