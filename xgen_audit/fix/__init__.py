@@ -1,6 +1,7 @@
 """Automatic fixes (`check --fix`, `--unsafe-fixes`, `--diff`) and the production override (`init production`).
 
 plan_fixes(findings, unsafe, files_text) -> list[FileEdit]
+verify_edits(edits) -> list[FileEdit] (the checks apply_edits runs, without writing)
 unified_diff(edits) -> str             (for --diff; writes nothing)
 apply_edits(edits) -> FixReport        (atomic writes, rechecked with the rules)
 """
