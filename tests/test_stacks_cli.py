@@ -202,3 +202,14 @@ def test_corpus_pairs_check_as_stacks():
         ]
         for finding in report["findings"]:
             assert Path(finding["file"]).name in {first, second} or finding["file"], finding
+
+
+def test_named_override_is_merged_with_its_base():
+    """An override passed alone (as pre-commit passes changed files) is checked on its base."""
+    exit_code, report = check_json("fixtures/stacks/prod-reset/compose.prod.yaml")
+    assert exit_code == 0
+    assert [item["files"] for item in report["stacks"]] == [
+        ["fixtures/stacks/prod-reset/compose.yaml", "fixtures/stacks/prod-reset/compose.prod.yaml"]
+    ]
+    _exit_code, report = check_json("fixtures/stacks/prod-reset/compose.override.yml")
+    assert report["stacks"][0]["environment"] == "development"

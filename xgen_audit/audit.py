@@ -131,7 +131,7 @@ def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, s
         elif path.suffix == ".py":
             python_files.append(path)
         elif not options.excluded(path):
-            units.append(_single_unit(path, options))
+            units.append(_named_file_unit(path, options))
     if python_files and not units:
         # A Celery module named alone (as a pre-commit hook passes changed files): the
         # app it belongs to is found from the current folder, the project root.
@@ -183,6 +183,23 @@ def _qualified(stack: Stack, folder: str) -> Stack:
     """Prefix a discovered stack's name with its folder, so names stay unique across folders."""
     name = stack.name if folder in ("", ".") else f"{folder}/{stack.name}"
     return Stack(name, stack.environment, stack.files, stack.env_files, stack.profiles, stack.project_dir)
+
+
+def _named_file_unit(path: Path, options: AuditOptions) -> _Unit:
+    """Check a named file alone, or merged with its base when it is an override of one.
+
+    An override or prod file beside a base file is never deployed alone (as a
+    pre-commit hook passes changed files one by one), so it is checked as
+    `-f base -f file`, like the same file found in a folder walk.
+    """
+    base = find_base_file(path.parent) if path.parent.is_dir() else None
+    if base is None or base.name == path.name or not is_compose_name(path.name):
+        return _single_unit(path, options)
+    shown = [display_path(base), display_path(path)]
+    environment = stack_environment([base, path])
+    stack = stack_from_files(shown, environment, None, options.profiles)
+    folder = display_path(path.parent)
+    return _Unit(_qualified(stack, folder), named=True)
 
 
 def _single_unit(path: Path, options: AuditOptions) -> _Unit:
