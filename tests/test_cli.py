@@ -165,7 +165,7 @@ BAD_INPUTS = {
     "empty": (b"", 1, ("XG002", 1, 1)),
     "only-comments": (b"# nothing here\n# at all\n", 1, ("XG002", 1, 1)),
     "document-marker-only": (b"---\n", 1, ("XG002", 1, 1)),
-    "service-without-body": (b"services:\n  web:\n", 1, ("XG002", 2, 7)),
+    "service-without-body": (b"services:\n  web:\n", 1, ("XG002", 2, 3)),
     "top-level-list": (b"- a\n- b\n", 1, ("XG002", 1, 1)),
     "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 1, ("XG001", 3, 1)),
     "invalid-utf8": (b"services:\n  web:\n    image: caf\xe9\n", 1, ("XG001", 3, 15)),
@@ -284,3 +284,22 @@ def test_jobs_give_identical_output():
     parallel = run("check", "fixtures", "--color", "never", "--jobs", "2").stdout
     assert parallel == single
     assert "stack fixtures/stacks/prod-reset/compose.yaml+compose.prod.yaml" in parallel
+
+
+@pytest.mark.parametrize(
+    ("name", "environment"),
+    [
+        ("compose.override.yaml", "development"),
+        ("docker-compose.dev.yml", "development"),
+        ("docker-compose.local.yml", "development"),
+        ("docker-compose-non-dev.yml", "production"),
+        ("docker-compose.localstack.yml", "production"),
+        ("docker-compose.devices.yml", "production"),
+        ("docker-compose.prod-local.yml", "production"),
+    ],
+)
+def test_environment_from_file_name_parts(tmp_path, name, environment):
+    compose = tmp_path / name
+    compose.write_text("services:\n  web:\n    image: nginx\n")
+    _exit_code, report = run_json(str(compose))
+    assert report["stacks"][0]["environment"] == environment

@@ -14,7 +14,9 @@ SKIPPED_DIRS = {
     ".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".nox", ".mypy_cache",
     ".pytest_cache", ".ruff_cache", "site-packages", ".venv", "venv", ".direnv",
 }
-_DEVELOPMENT_RE = re.compile(r"(\.override\.|dev|local)", re.IGNORECASE)
+# Name parts that mark a development file, and parts that rule it out (`non-dev`).
+_DEVELOPMENT_PARTS = {"dev", "development", "local", "override"}
+_PRODUCTION_PARTS = {"prod", "production", "non", "nondev"}
 
 
 class PathNotFound(Exception):
@@ -26,8 +28,16 @@ def is_compose_name(name: str) -> bool:
 
 
 def environment_from_name(path: Path) -> str:
-    """Guess a file's environment from its name: override, dev and local files are development."""
-    return "development" if _DEVELOPMENT_RE.search(path.name) else "production"
+    """Guess a file's environment from its name's parts, split at `.`, `-` and `_`.
+
+    `compose.override.yaml`, `docker-compose.dev.yml` and `local.yml` are development;
+    `docker-compose-non-dev.yml`, `compose.prod-local.yml` and `compose.localstack.yml`
+    are not.
+    """
+    parts = {part.lower() for part in re.split(r"[._-]+", path.name)}
+    if parts & _PRODUCTION_PARTS:
+        return "production"
+    return "development" if parts & _DEVELOPMENT_PARTS else "production"
 
 
 def discover(paths: list[Path]) -> list[Path]:

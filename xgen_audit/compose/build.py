@@ -123,7 +123,8 @@ def _build_top_volume(builder: _Builder, name: str, loc: Loc, node: YNode) -> To
 
 def _build_service(builder: _Builder, name: str, key_loc: Loc, node: YNode) -> Service | None:
     if not isinstance(node, YMap):
-        builder.problem(f"service `{name}` must be a mapping, not {kind_name(node)}", node.loc, name)
+        where = key_loc if isinstance(node, YScalar) and node.value is None else node.loc
+        builder.problem(f"service `{name}` must be a mapping, not {kind_name(node)}", where, name)
         return None
     service = Service(name=name, loc=key_loc)
     service.image = builder.text(node.get("image"), f"`services.{name}.image`", node.key_loc("image"), name)

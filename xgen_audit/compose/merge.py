@@ -637,7 +637,11 @@ class _Loader:
         if root is None or (isinstance(root, YScalar) and root.value is None):
             # Compose stops on such a file with "empty compose file".
             self.problems.append(
-                MergeProblem(Loc(path, 1, 1), "the file has no content (only comments or nothing); Compose rejects an empty compose file")
+                MergeProblem(
+                    Loc(path, 1, 1),
+                    "the file has no content (only comments or nothing), which Compose rejects; "
+                    "add a `services:` mapping or remove the file",
+                )
             )
             return YMap(loc=Loc(path, 1, 1))
         return root
