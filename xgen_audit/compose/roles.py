@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +17,7 @@ from xgen_audit.commands.invocation import (
     split_shell,
 )
 from xgen_audit.commands.cli_tables import load_tables
+from xgen_audit.compose.dockerfile import copied_source, service_stages
 from xgen_audit.compose.model import ComposeProject, Service
 from xgen_audit.parse.tree import Loc
 
@@ -97,19 +97,10 @@ def is_airflow_image(service: Service, project_dir: Path | None = None) -> bool:
     if service.image is not None and service.image.known:
         if _AIRFLOW_IMAGES.search(image_repository(service.image.value)):
             return True
-    if service.build is None or project_dir is None:
+    if project_dir is None:
         return False
-    dockerfile = project_dir / service.build.context / (service.build.dockerfile or "Dockerfile")
-    try:
-        lines = dockerfile.read_text(encoding="utf-8", errors="replace").splitlines()
-    except (OSError, ValueError):
-        return False
-    for line in lines:
-        words = line.split()
-        arguments = [word for word in words[1:] if not word.startswith("--")]
-        if words and words[0].upper() == "FROM" and arguments:
-            return bool(_AIRFLOW_IMAGES.search(image_repository(arguments[0])))
-    return False
+    stages = service_stages(service, project_dir)
+    return bool(stages) and bool(_AIRFLOW_IMAGES.search(image_repository(stages[0].base)))
 
 
 @dataclass(slots=True)
@@ -218,7 +209,6 @@ def _environment_options(service: Service, invocation: Invocation) -> dict[str, 
     return options
 
 
-_COPY_RE = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.IGNORECASE)
 _MAX_SCRIPT_BYTES = 256 * 1024
 _MAX_SEARCH_FILES = 5000
 
@@ -240,7 +230,7 @@ class ScriptLocator:
         context = (self.project_dir / self.service.build.context).resolve()
         if not context.is_dir():
             return [], f"start script {script} cannot be read: build context {self.service.build.context} not found"
-        path = self._from_dockerfile(context, script) or self._by_name(context, script)
+        path = copied_source(self.service, self.project_dir, script) or self._by_name(context, script)
         if path is None:
             return [], f"start script {script} not found under build context {self.service.build.context}"
         try:
@@ -250,32 +240,6 @@ class ScriptLocator:
             return [], f"start script {path} cannot be read: {error}"
         display = os.path.relpath(path) if not os.path.isabs(self.service.loc.file) else str(path)
         return split_script(text, display, self.service), None
-
-    def _from_dockerfile(self, context: Path, script: str) -> Path | None:
-        dockerfile = context / (self.service.build.dockerfile or "Dockerfile")
-        try:
-            text = dockerfile.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
-        for line in text.replace("\\\n", " ").splitlines():
-            match = _COPY_RE.match(line)
-            if match is None:
-                continue
-            try:
-                words = [word for word in shlex.split(match.group(2)) if not word.startswith("--")]
-            except ValueError:
-                continue
-            if len(words) < 2 or any(word.startswith("--from") for word in match.group(2).split()):
-                continue
-            *sources, destination = words
-            for source in sources:
-                if destination == script or (
-                    destination.endswith("/") and destination + os.path.basename(source) == script
-                ):
-                    candidate = (context / source).resolve()
-                    if candidate.is_file() and context in candidate.parents:
-                        return candidate
-        return None
 
     def _by_name(self, context: Path, script: str) -> Path | None:
         relative = (context / script.lstrip("./")).resolve() if script.startswith("./") else None

@@ -388,11 +388,9 @@ class _OverrideBuilder:
 
 
 def _dockerfile_healthcheck(service: Service, project_dir: Path) -> bool:
-    try:
-        from xgen_audit.checks.compose.workers import _dockerfile_has_healthcheck
-    except ImportError:  # the rule's helper moved: assume no HEALTHCHECK, which adds one
-        return False
-    return bool(_dockerfile_has_healthcheck(service, project_dir))
+    from xgen_audit.compose.dockerfile import stage_has_healthcheck
+
+    return stage_has_healthcheck(service, project_dir)
 
 
 def _plain_copy(node: Any) -> Any:

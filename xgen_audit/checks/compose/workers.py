@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
+from xgen_audit.compose.dockerfile import stage_has_healthcheck
 from xgen_audit.compose.model import Limit, Service
 from xgen_audit.compose.roles import CeleryProcess
 from xgen_audit.engine import AuditContext, Checked, Outcome, Unknown, Violation, rule
@@ -135,7 +135,7 @@ def worker_healthcheck_missing(context: AuditContext) -> Iterator[Outcome]:
             yield Checked(name)
         elif healthcheck is not None:
             yield Violation(f"worker service `{name}` disables its healthcheck", healthcheck.loc, name)
-        elif _dockerfile_has_healthcheck(service, context.compose.project_dir):
+        elif stage_has_healthcheck(service, context.compose.project_dir):
             yield Checked(name)
         else:
             yield Violation(
@@ -143,55 +143,6 @@ def worker_healthcheck_missing(context: AuditContext) -> Iterator[Outcome]:
                 service.loc,
                 name,
             )
-
-
-def _dockerfile_has_healthcheck(service: Service, project_dir: Path) -> bool:
-    """Return whether the Dockerfile stage the service builds sets a HEALTHCHECK.
-
-    The stage is `build.target`, else the last one; a stage built FROM an earlier
-    stage inherits that stage's HEALTHCHECK. Base images are not read.
-    """
-    if service.build is None:
-        return False
-    dockerfile = project_dir / service.build.context / (service.build.dockerfile or "Dockerfile")
-    try:
-        lines = dockerfile.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return False
-    stages = _dockerfile_stages(lines)
-    if not stages:
-        return False
-    names = {name: index for index, (name, _base, _check) in enumerate(stages) if name}
-    index = names.get(service.build.target or "", len(stages) - 1)
-    seen: set[int] = set()
-    while index not in seen:
-        seen.add(index)
-        _name, base, healthcheck = stages[index]
-        if healthcheck is not None:
-            return healthcheck
-        if base not in names:
-            return False
-        index = names[base]
-    return False
-
-
-def _dockerfile_stages(lines: list[str]) -> list[tuple[str | None, str, bool | None]]:
-    """Return (stage name, FROM image, HEALTHCHECK state) per stage; state None when unset."""
-    stages: list[tuple[str | None, str, bool | None]] = []
-    for line in lines:
-        words = line.strip().split()
-        if not words:
-            continue
-        instruction = words[0].upper()
-        if instruction == "FROM":
-            arguments = [word for word in words[1:] if not word.startswith("--")]
-            base = arguments[0].lower() if arguments else ""
-            name = arguments[2].lower() if len(arguments) >= 3 and arguments[1].upper() == "AS" else None
-            stages.append((name, base, None))
-        elif instruction == "HEALTHCHECK" and len(words) >= 2 and stages:
-            name, base, _state = stages[-1]
-            stages[-1] = (name, base, words[1].upper() != "NONE")
-    return stages
 
 
 @rule("XG503")
