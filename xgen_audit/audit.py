@@ -19,7 +19,14 @@ from xgen_audit.compose.build import build_project
 from xgen_audit.compose.environment import load_container_env
 from xgen_audit.celery_apps import CeleryContext, analyze_python_project, build_celery_context
 from xgen_audit.compose.model import ComposeProject, StructureProblem
-from xgen_audit.compose.stacks import Stack, discover_stacks, find_base_file, load_stack, stack_from_files
+from xgen_audit.compose.stacks import (
+    Stack,
+    discover_stacks,
+    find_base_file,
+    load_stack,
+    stack_environment,
+    stack_from_files,
+)
 from xgen_audit.discovery import display_path, environment_from_name, is_compose_name, walk_compose_files
 from xgen_audit.engine import AuditContext, iter_rule_ids, registry, run_rules
 from xgen_audit.findings import Check, Finding, Status
@@ -137,12 +144,6 @@ def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, s
         # app it belongs to is found from the current folder, the project root.
         units.append(_Unit(stack=None, named=False, python_root=Path(".")))
     return units
-
-
-def stack_environment(files: list[Path]) -> str:
-    """Guess a stack's environment: development when any file's name marks it so."""
-    names = [Path(file) for file in files]
-    return "development" if any(environment_from_name(name) == "development" for name in names) else "production"
 
 
 def _folder_units(root: Path, options: AuditOptions, environ: Mapping[str, str]) -> list[_Unit]:
@@ -285,18 +286,6 @@ def _include_everything(path: Path) -> bool:
     return False
 
 
-def audit_files(paths: list[Path], options: AuditOptions) -> AuditResult:
-    """Check each file on its own (no stacks)."""
-    result = AuditResult()
-    for path in paths:
-        findings, checks = audit_file(path, options)
-        result.findings.extend(findings)
-        result.checks.extend(checks)
-        result.files.append(display_path(path))
-    result.sort()
-    return result
-
-
 def audit_file(path: Path, options: AuditOptions) -> tuple[list[Finding], list[Check]]:
     """Check one compose file on its own, with its folder's `.env` for interpolation."""
     findings, checks, _info = audit_stack(_single_unit(path, options).stack, options, {}, named=False)
@@ -420,9 +409,7 @@ __all__ = [
     "AuditResult",
     "UnitInfo",
     "audit_file",
-    "audit_files",
     "audit_paths",
     "audit_stack",
-    "is_compose_name",
     "plan_units",
 ]

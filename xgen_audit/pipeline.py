@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xgen_audit.audit import AuditOptions, AuditResult, audit_paths, stack_environment
+from xgen_audit.audit import AuditOptions, AuditResult, audit_paths
 from xgen_audit.baseline import Baseline, BaselineEntry, filter_with_baseline
-from xgen_audit.compose.stacks import Stack, stack_from_files
+from xgen_audit.compose.stacks import Stack, stack_from_config
 from xgen_audit.config import Settings
 from xgen_audit.findings import Check, Finding, Severity, Status
 from xgen_audit.rules_meta import load_catalog
@@ -68,17 +68,14 @@ def configured_stacks(settings: Settings, names: list[str]) -> list[Stack]:
     if missing:
         known = ", ".join(sorted(settings.stacks)) or "none"
         raise UnknownStack(f"unknown stack {', '.join(missing)}; the configuration defines: {known}")
-    root = settings.project_root
+    base_dir = _shown(settings.project_root)
     stacks = []
     for name in chosen:
-        entry = settings.stacks[name]
-        files = [_shown(root / path) for path in entry.files]
-        env_files = [_shown(root / path) for path in entry.env_files] if entry.env_files else None
-        environment = entry.env or stack_environment([Path(name) for name in files])
-        missing_env_files = [name for name in env_files or [] if not Path(name).is_file()]
+        stack = stack_from_config(name, settings.stacks[name], base_dir)
+        missing_env_files = [path for path in stack.env_files if not Path(path).is_file()]
         if missing_env_files:
             raise UnknownStack(f"stack {name}: env file not found: {', '.join(missing_env_files)}")
-        stacks.append(stack_from_files(files, environment, env_files, list(entry.profiles), name))
+        stacks.append(stack)
     return stacks
 
 

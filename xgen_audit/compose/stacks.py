@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from xgen_audit.compose.dotenv import DotenvFile, compose_selection, read_dotenv
 from xgen_audit.compose.merge import MergeResult, load_compose
+from xgen_audit.config import StackConfig
+from xgen_audit.discovery import environment_from_name
 
 PRODUCTION = "production"
 DEVELOPMENT = "development"
@@ -63,17 +63,6 @@ class LoadedStack:
     merge: MergeResult
     variables: dict[str, str] = field(default_factory=dict)
     env_sources: list[DotenvFile] = field(default_factory=list)
-
-
-class StackConfig(BaseModel):
-    """One entry of the `stacks` configuration: {files, env, env_files, profiles}."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    files: list[str] = Field(min_length=1)
-    env: str = PRODUCTION
-    env_files: list[str] = Field(default_factory=list)
-    profiles: list[str] = Field(default_factory=list)
 
 
 def find_base_file(folder: Path) -> Path | None:
@@ -165,18 +154,30 @@ def stack_from_files(
     return Stack(label, environment, paths, chosen, tuple(profiles), project_dir)
 
 
+def stack_environment(files: Sequence[str | Path]) -> str:
+    """Guess a stack's environment: development when any file's name marks it so."""
+    names = [Path(file) for file in files]
+    return DEVELOPMENT if any(environment_from_name(name) == DEVELOPMENT for name in names) else PRODUCTION
+
+
+def stack_from_config(name: str, entry: StackConfig, base_dir: str | Path = ".") -> Stack:
+    """Build one configured stack, its paths relative to `base_dir`.
+
+    Without `env`, the environment comes from the file names, as for `-f` lists.
+    """
+    base = Path(base_dir)
+    files = [str(base / path) for path in entry.files]
+    env_files = [str(base / path) for path in entry.env_files] if entry.env_files else None
+    environment = entry.env or stack_environment(files)
+    return stack_from_files(files, environment, env_files, entry.profiles, name)
+
+
 def stacks_from_config(config: Mapping[str, object], base_dir: str | Path = ".") -> list[Stack]:
-    """Build stacks from `{name: {files, env, env_files, profiles}}`, paths relative to `base_dir`.
+    """Build stacks from `{name: {files, env, env-files, profiles}}`, paths relative to `base_dir`.
 
     Raises pydantic.ValidationError when an entry has the wrong shape.
     """
-    base = Path(base_dir)
-    stacks = []
-    for name, raw in config.items():
-        entry = StackConfig.model_validate(raw)
-        files = [str(base / path) for path in entry.files]
-        env_files = [str(base / path) for path in entry.env_files] if entry.env_files else None
-        stacks.append(stack_from_files(files, entry.env, env_files, entry.profiles, name))
+    stacks = [stack_from_config(name, StackConfig.model_validate(raw), base_dir) for name, raw in config.items()]
     return sorted(stacks, key=lambda stack: stack.name)
 
 
