@@ -206,7 +206,7 @@ def test_read_only_file_untouched(tmp_path, monkeypatch):
     before = compose.read_bytes()
     compose.chmod(0o444)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        # root may write a mode-444 file, so the permission check is made to answer as for a user.
+        # root may write a mode-444 file, so the permission check is made to return what a user gets.
         real_access = os.access
         monkeypatch.setattr(
             planner.os,

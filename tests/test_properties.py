@@ -89,7 +89,11 @@ def emit(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value) if value == value and abs(value) != float("inf") else ".nan" if value != value else ".inf"
+        if value != value:
+            return ".nan"
+        if abs(value) == float("inf"):
+            return ".inf"
+        return repr(value)
     if isinstance(value, int):
         return str(value)
     return quote(value)

@@ -118,11 +118,12 @@ def _wants_celery(rule_ids: list[str]) -> bool:
 
 
 def plan_units(paths: list[Path], options: AuditOptions, environ: Mapping[str, str]) -> list[_Unit]:
-    """Decide what to check: explicit `-f` stacks, configured stacks, or what folders hold.
+    """Decide what to check: explicit `-f` stacks, configured stacks, or what folders contain.
 
     In a folder, the stacks Compose would run (base, base + override, base + each
-    production file) are checked; other compose files there are checked on their own.
-    A file named on the command line is checked on its own.
+    production file) are checked. Another compose file beside a base file is checked
+    merged with it, and a compose file without a base is checked on its own. A file
+    named on the command line follows the same rule.
     """
     if options.files:
         environment = options.environment or stack_environment(options.files)

@@ -4,7 +4,7 @@ An entry is keyed by rule, file (relative, `/`-separated), service and a content
 fingerprint: a SHA-256 over the rule, the service and the offending line's text
 with its comment removed and whitespace collapsed. Line numbers are not part of
 the key, so edits elsewhere in the file keep the entry matching. Identical keys
-are counted, so a baseline that holds one occurrence does not hide a second.
+are counted, so a baseline that contains one occurrence does not hide a second.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One `check` run from resolved settings to the findings to report.
 
-The steps, in order: plan the stacks and files (minus excluded paths), run the
-rules, apply severity overrides and per-file ignores, apply inline
+The steps, in order: plan the stacks and files (minus excluded paths) and run
+the rules. Then apply severity overrides, per-file ignores and inline
 suppressions (adding XG008 for bad ones), filter with the baseline, and
 recompute each check's verdict from what is left. Nothing here prints.
 """

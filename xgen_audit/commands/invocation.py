@@ -99,7 +99,7 @@ def find_invocations(
     """Return every Celery process started by this command line.
 
     `celery_hint` means the service shows other signs of running Celery (CELERY_*
-    variables, a `celery inspect` healthcheck); with it, a start script or an
+    variables, a `celery inspect` healthcheck). With it, a start script or an
     image command named like `worker` or `beat` that cannot be read is reported
     as a Celery process whose options are unknown.
     """

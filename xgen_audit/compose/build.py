@@ -2,7 +2,7 @@
 
 Only the keys that rules read are modelled. A key with a shape Compose rejects
 becomes a StructureProblem at its location (rule XG002) and is left out of the
-model; the rest of the file is still checked.
+model, so the rest of the file is still checked.
 """
 
 from __future__ import annotations
@@ -237,8 +237,8 @@ def _attribute_unresolved(tokens: list[Text], text: Text) -> list[Text]:
 
     The string was interpolated before it was split, so each word first carries
     every unset variable of the string. Splitting the written text gives the same
-    words in the same order unless a value brought spaces or quotes with it; then
-    every word keeps the whole list.
+    words in the same order unless a value brought spaces or quotes with it. In
+    that case every word keeps the whole list.
     """
     try:
         raw_words = shlex.split(text.raw, comments=False, posix=True)

@@ -153,7 +153,7 @@ def _merge_maps(base: YMap, override: YMap, path: Path_, problems: list[MergePro
             continue
         merged = merge_nodes(previous.value, entry.value, path + (key,), problems)
         # A merged mapping (a service, `deploy`) keeps the position where it was first
-        # defined; any other value's key follows the file that wrote the value that won.
+        # defined. Any other value's key follows the file that wrote the value that won.
         both_maps = isinstance(previous.value, YMap) and isinstance(entry.value, YMap) and entry.value.tag != TAG_OVERRIDE
         if both_maps or merged is previous.value:
             key_loc = previous.key_loc

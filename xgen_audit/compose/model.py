@@ -21,7 +21,7 @@ class _Model(BaseModel):
 
 
 class Text(_Model):
-    """A string value as Compose sees it after interpolation."""
+    """A string value as Compose reads it after interpolation."""
 
     value: str
     loc: Loc

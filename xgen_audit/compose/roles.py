@@ -217,7 +217,7 @@ class ScriptLocator:
     """Find a start script named in a service's command inside its build context.
 
     The Dockerfile's COPY/ADD lines map the path inside the image back to the file
-    in the build context; a file of the same name in the context is the fallback.
+    in the build context. A file of the same name in the context is the fallback.
     """
 
     def __init__(self, service: Service, project_dir: Path):

@@ -375,7 +375,7 @@ def _list_to_mapping(context: FileContext, path: tuple, broker: str) -> Region:
     sequence = child(document, path)
     names = [str(item) for item in sequence]
     if len(set(names)) != len(names) or not all(isinstance(item, str) for item in sequence):
-        raise EditError("`depends_on` lists a service twice or holds something other than names")
+        raise EditError("`depends_on` lists a service twice or contains something other than names")
     region = content_span(document, path)
     comments = {}
     for index, name in enumerate(names):

@@ -1,4 +1,4 @@
-"""What a fix run plans and what it did: edits per file, fixes made, fixes skipped."""
+"""Records of a fix run: the planned edits per file, the fixes made and the fixes skipped."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ TODO = "TODO(xgen-audit):"
 
 
 class OverrideError(Exception):
-    """The override cannot be built or written; the message says why and what to do."""
+    """The override cannot be built or written; the message gives the reason and what to do."""
 
 
 @dataclass(slots=True)

@@ -264,7 +264,7 @@ def _try_fixed_copy(edit: FileEdit, replace_original: bool) -> str | None:
 
 
 def _recheck(edit: FileEdit, fixed_copy: Path) -> str | None:
-    """Run the fixed rules on the original and on the fixed copy; say what is wrong, if anything."""
+    """Run the fixed rules on the original and on the fixed copy; return what is wrong, or None."""
     if edit.path.endswith(".py"):
         # NOTE: the Celery rules are not re-run here; the edit is only checked to be valid Python.
         try:

@@ -37,7 +37,7 @@ _CONFIG_LOADERS = {"config_from_object", "config_from_envvar"}
 
 
 class PythonFixError(Exception):
-    """The setting cannot be placed safely; the message says why."""
+    """The setting cannot be placed safely; the message gives the reason."""
 
 
 @dataclass(frozen=True, slots=True)

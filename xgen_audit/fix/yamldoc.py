@@ -130,7 +130,7 @@ def load_document(text: str) -> Document:
     plain = text[1:] if layout.bom else text
     plain = plain.replace("\r\n", "\n")
     if re.search(r"^(---|\.\.\.)\s*$", plain, re.MULTILINE) and plain.count("\n---") + plain.startswith("---") > 1:
-        raise EditError("the file holds several YAML documents; Compose reads only the first")
+        raise EditError("the file contains several YAML documents; Compose reads only the first")
     try:
         root = make_yaml(layout).load(plain)
     except YAMLError as error:

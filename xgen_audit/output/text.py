@@ -42,7 +42,7 @@ def render_text(console: Console, result: "AuditResult", quiet: bool = False) ->
         console.print(Text("\n").join(batch), soft_wrap=True, highlight=False)
 
 
-# Lines handed to rich at once: one print per line is slow, one for all holds every line.
+# Lines handed to rich at once: one print per line is slow, and one for all keeps every line in memory.
 _PRINT_BATCH = 500
 
 

@@ -116,7 +116,7 @@ def _resolve_tagged(tag: str, text: str) -> tuple[object, str]:
 
 
 def decode_bytes(data: bytes) -> str:
-    """Decode a YAML file's bytes: UTF-8, or UTF-16/32 when a BOM says so.
+    """Decode a YAML file's bytes: UTF-8, or UTF-16/32 when a BOM marks it.
 
     Raises YamlReadError for binary data and invalid UTF-8, at the first bad byte.
     """

@@ -16,9 +16,9 @@ def broker_services(service: Service, redis_names: list[str]) -> list[str]:
     """Return the Redis services a Celery service uses as its broker.
 
     A Redis URL in a variable named for the broker (CELERY_BROKER_URL, BROKER_URL,
-    ...) names it; otherwise a Redis URL in any variable except the result
-    backend's; otherwise the Redis services it depends on; otherwise, when the
-    project has one Redis, that one.
+    ...) names it. Failing that, a Redis URL in any variable except the result
+    backend's, then the Redis services it depends on, and last the project's
+    only Redis service when there is exactly one.
     """
     env = service.container_env or service.environment
     broker_hosts: set[str] = set()
